@@ -1,0 +1,1 @@
+"""The transfer engine: reader (cursor batches) -> encoders -> uploader -> manifest (published last)."""

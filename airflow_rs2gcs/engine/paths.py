@@ -1,0 +1,54 @@
+"""Object names: where a tenant's table output for one data interval lands, and what may not escape it.
+
+Layout (Hive-style partitions, so BigQuery external tables and Spark see ``dt`` and ``interval``)::
+
+    gs://<bucket>/<prefix>/<tenant_id>/<table>/dt=<YYYY-MM-DD>/interval=<start>_<end>/part-00000.parquet
+                                                                                   .../_manifest.json
+
+``dt`` is the interval's start date and ``start``/``end`` are ``YYYYMMDDTHHMMSSZ`` in UTC. The names
+depend only on tenant, table and interval, so a re-run of an interval replaces its own objects.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+MANIFEST_NAME = "_manifest.json"
+_SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9_=$.-]+$")
+
+
+def _utc_stamp(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def interval_partition(start: dt.datetime, end: dt.datetime) -> str:
+    """The ``dt=.../interval=...`` part of an object name for a data interval."""
+    return f"dt={start.astimezone(dt.UTC):%Y-%m-%d}/interval={_utc_stamp(start)}_{_utc_stamp(end)}"
+
+
+def table_root(prefix: str, tenant_id: str, table: str) -> str:
+    """``<prefix>/<tenant_id>/<table>`` without empty segments."""
+    return "/".join(part for part in (prefix.strip("/"), tenant_id, table) if part)
+
+
+def check_object_prefix(object_prefix: str) -> str:
+    """Return a normalised prefix; refuse one that is empty, absolute, or has ``.``/``..``/odd segments."""
+    segments = object_prefix.strip().strip("/").split("/")
+    bad = [s for s in segments if s in {"", ".", ".."} or not _SAFE_SEGMENT.match(s)]
+    if not object_prefix.strip().strip("/") or bad:
+        raise ValueError(
+            f"object prefix {object_prefix!r} is not allowed: it must be a relative path of segments made of "
+            "letters, digits and '_', '=', '$', '.', '-' (no empty, '.' or '..' segments)"
+        )
+    return "/".join(segments)
+
+
+def data_object_name(object_prefix: str, index: int, extension: str) -> str:
+    """``<object_prefix>/part-00000.<ext>``."""
+    return f"{object_prefix}/part-{index:05d}.{extension}"
+
+
+def manifest_object_name(object_prefix: str) -> str:
+    """``<object_prefix>/_manifest.json``."""
+    return f"{object_prefix}/{MANIFEST_NAME}"

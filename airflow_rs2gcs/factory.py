@@ -1,0 +1,184 @@
+"""The DAG factory: a pure function from the tenants mapping to Airflow DAGs.
+
+No I/O happens here: the caller (``dags/rs2gcs.py`` through :mod:`airflow_rs2gcs.store`) reads the
+``rs2gcs_tenants`` Variable once per parse and passes its parsed JSON in. Each tenant is handled on
+its own: a ready tenant gets ``rs2gcs_sync__<tenant_id>``; a tenant whose entry is invalid gets a
+placeholder DAG of the same id whose doc and single task show the error, so one tenant's typo never
+hides or breaks the others; a valid but not yet ready tenant (not configured, or disconnected) gets
+no DAG.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import pendulum
+from airflow.sdk import DAG, Param, task
+
+from airflow_rs2gcs.engine.paths import interval_partition, table_root
+from airflow_rs2gcs.schedules import cron_for, timetable_for
+from airflow_rs2gcs.sql import select_table
+from airflow_rs2gcs.tenants import TENANT_ID_PATTERN, Tenant, TenantConfigError, parse_tenant
+from airflow_rs2gcs.transfers.redshift_to_gcs import RedshiftToGCSOperator
+
+log = logging.getLogger(__name__)
+
+SYNC_DAG_PREFIX = "rs2gcs_sync__"
+DEFAULT_START_DATE = dt.datetime(2026, 1, 1)
+SYNC_RETRIES = 2
+SYNC_RETRY_DELAY = dt.timedelta(minutes=1)
+
+
+def sync_dag_id(tenant_id: str) -> str:
+    """``rs2gcs_sync__<tenant_id>``; an id that cannot be part of a DAG id gets a stable stand-in."""
+    if TENANT_ID_PATTERN.match(tenant_id):
+        return f"{SYNC_DAG_PREFIX}{tenant_id}"
+    digest = hashlib.sha256(tenant_id.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return f"{SYNC_DAG_PREFIX}invalid_id_{digest}"
+
+
+def _doc(tenant: Tenant) -> str:
+    tables = "\n".join(
+        f"| `{t.name}` | {t.mode} | {t.cursor_column or ''} | {'custom query' if t.query else 'table'} |"
+        for t in tenant.tables
+    )
+    cron = cron_for(tenant.tenant_id, tenant.sync_frequency) or "none (manual only)"
+    return (
+        f"### rs2gcs sync for tenant `{tenant.tenant_id}`\n\n"
+        f"* schedule: `{tenant.sync_frequency}` -> cron `{cron}` in `{tenant.timezone}`\n"
+        f"* destination: `gs://{tenant.bucket}/{table_root(tenant.prefix, tenant.tenant_id, '<table>')}/`"
+        f" ({tenant.format})\n"
+        f"* Redshift connection: `{tenant.redshift_conn_id}`, GCP connection: `{tenant.gcp_conn_id}`\n\n"
+        f"| table | mode | cursor column | kind |\n|---|---|---|---|\n{tables}\n\n"
+        "Trigger by hand with **full_refresh** to ignore incremental windows, and **tables** to sync "
+        "only some tables."
+    )
+
+
+def _table_query(table: Any) -> str:
+    return table.query or select_table(table.name)
+
+
+def _plan_tables(
+    tenant: Tenant, params: Mapping[str, Any], data_interval_start: Any, data_interval_end: Any
+) -> list[dict[str, Any]]:
+    """Per selected table, the keyword arguments of its mapped export task."""
+    wanted = set(params.get("tables") or [t.name for t in tenant.tables])
+    unknown = wanted - {t.name for t in tenant.tables}
+    if unknown:
+        raise ValueError(
+            f"tenant {tenant.tenant_id!r}: param 'tables' names unknown tables {sorted(unknown)}"
+        )
+    full_refresh = bool(params.get("full_refresh"))
+    partition = interval_partition(data_interval_start, data_interval_end)
+    return [
+        {
+            "sql": _table_query(t),
+            "object_prefix": f"{table_root(tenant.prefix, tenant.tenant_id, t.name)}/{partition}",
+            "incremental_column": None if full_refresh or t.mode != "incremental" else t.cursor_column,
+        }
+        for t in tenant.tables
+        if t.name in wanted
+    ]
+
+
+def build_sync_dag(tenant: Tenant) -> DAG:
+    """The scheduled sync DAG of one ready tenant: plan -> one mapped export per table -> summary."""
+    table_names = [t.name for t in tenant.tables]
+    with DAG(
+        dag_id=sync_dag_id(tenant.tenant_id),
+        schedule=timetable_for(tenant.tenant_id, tenant.sync_frequency, tenant.timezone),
+        start_date=pendulum.instance(DEFAULT_START_DATE, tz=tenant.timezone),
+        catchup=tenant.catchup,
+        max_active_runs=1,
+        is_paused_upon_creation=False,
+        tags=["rs2gcs", f"tenant:{tenant.tenant_id}"],
+        doc_md=_doc(tenant),
+        default_args={"owner": tenant.owner, "retries": SYNC_RETRIES, "retry_delay": SYNC_RETRY_DELAY},
+        params={
+            "full_refresh": Param(
+                False,
+                type="boolean",
+                title="Full refresh",
+                description="Copy incremental tables whole for this run.",
+            ),
+            "tables": Param(
+                None,
+                type=["array", "null"],
+                examples=table_names,
+                title="Tables",
+                description="Sync only these tables (empty: all of the tenant's tables).",
+            ),
+        },
+    ) as dag:
+
+        @task
+        def plan(
+            params: dict[str, Any], data_interval_start: Any = None, data_interval_end: Any = None
+        ) -> list[dict[str, Any]]:
+            return _plan_tables(tenant, params, data_interval_start, data_interval_end)
+
+        exports = RedshiftToGCSOperator.partial(
+            task_id="sync_table",
+            redshift_conn_id=tenant.redshift_conn_id,
+            gcp_conn_id=tenant.gcp_conn_id,
+            bucket=tenant.bucket,
+            export_format=tenant.format,
+        ).expand_kwargs(plan())
+
+        @task
+        def summary(results: list[dict[str, Any]]) -> dict[str, Any]:
+            results = list(results)
+            total = {
+                "tables": len(results),
+                "rows": sum(r["rows"] for r in results),
+                "bytes": sum(r["bytes"] for r in results),
+                "objects": sum(r["objects"] for r in results),
+            }
+            log.info("tenant %s synced: %s", tenant.tenant_id, total)
+            return total
+
+        summary(exports.output)
+    return dag
+
+
+def build_placeholder_dag(tenant_id: str, error: str) -> DAG:
+    """A DAG with the tenant's sync DAG id whose doc and only task show why the entry is invalid."""
+    with DAG(
+        dag_id=sync_dag_id(tenant_id),
+        schedule=None,
+        start_date=pendulum.instance(DEFAULT_START_DATE, tz="UTC"),
+        catchup=False,
+        tags=["rs2gcs", "rs2gcs:invalid", f"tenant:{tenant_id}"],
+        doc_md=f"### Invalid rs2gcs tenant `{tenant_id}`\n\nFix the entry in the `rs2gcs_tenants` "
+        f"Variable:\n\n```\n{error}\n```",
+    ) as dag:
+
+        @task(task_id="invalid_configuration", retries=0)
+        def invalid_configuration() -> None:
+            raise ValueError(error)
+
+        invalid_configuration()
+    return dag
+
+
+def build_dags(tenants: Mapping[str, Any]) -> dict[str, DAG]:
+    """Every tenant's DAG, keyed by DAG id; never raises for one tenant's mistake."""
+    dags: dict[str, DAG] = {}
+    for tenant_id, entry in tenants.items():
+        try:
+            tenant = parse_tenant(str(tenant_id), entry)
+            if tenant.is_ready:
+                dags[sync_dag_id(tenant.tenant_id)] = build_sync_dag(tenant)
+        except TenantConfigError as exc:
+            log.error("rs2gcs: invalid tenant entry: %s", exc)
+            dags[sync_dag_id(str(tenant_id))] = build_placeholder_dag(str(tenant_id), str(exc))
+        except Exception as exc:
+            message = f"tenant {tenant_id!r}: could not build its sync DAG: {exc}"
+            log.exception("rs2gcs: %s", message)
+            dags[sync_dag_id(str(tenant_id))] = build_placeholder_dag(str(tenant_id), message)
+    return dags

@@ -1,0 +1,271 @@
+"""The tenant contract: one entry of the ``rs2gcs_tenants`` Variable, as a validated, typed model.
+
+A tenant entry is validated with pydantic (shipped with Airflow). Any problem becomes a
+:class:`TenantConfigError` whose message names the tenant, the field, the bad value and what is
+allowed; an unknown key is reported with the closest valid key. Parsing never touches Airflow, the
+network or the database: it is safe to call at DAG-parse time for every tenant.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import pendulum
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from airflow_rs2gcs.schedules import normalise_frequency
+
+SOURCE = "redshift_to_gcs"
+
+# Tenant ids become DAG ids and GCS path segments: keep them to a safe, readable alphabet.
+TENANT_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
+# Unquoted Redshift identifiers, optionally schema-qualified.
+IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_$]{0,126}"
+TABLE_NAME_PATTERN = re.compile(rf"^{IDENTIFIER}(\.{IDENTIFIER})?$")
+COLUMN_PATTERN = re.compile(rf"^{IDENTIFIER}$")
+# GCS bucket names (https://cloud.google.com/storage/docs/buckets#naming), without dotted domains.
+BUCKET_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{1,61}[a-z0-9]$")
+PREFIX_SEGMENT_PATTERN = re.compile(r"^[A-Za-z0-9_=-][A-Za-z0-9._=-]{0,127}$")
+
+Status = Literal["connected", "configured", "disconnected"]
+Format = Literal["parquet", "csv", "jsonl"]
+Mode = Literal["full", "incremental"]
+
+
+class TenantConfigError(ValueError):
+    """A tenant entry that does not satisfy the contract; ``problems`` holds (field, message) pairs."""
+
+    def __init__(self, tenant_id: str, problems: list[tuple[str, str]]) -> None:
+        self.tenant_id = tenant_id
+        self.problems = problems
+        lines = "; ".join(f"field {field!r}: {message}" for field, message in problems)
+        super().__init__(f"tenant {tenant_id!r}: {lines}")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, str_strip_whitespace=True)
+
+
+class TableSpec(_Strict):
+    """One table (or named query) to sync.
+
+    :param name: ``schema.table`` to copy, or the output name of ``query``.
+    :param query: optional custom read-only SELECT; ``name`` is then only the output name.
+    :param mode: ``full`` (default) copies everything each run; ``incremental`` copies the rows whose
+        ``cursor_column`` falls in the run's data interval.
+    :param cursor_column: the column an incremental table is windowed on.
+    """
+
+    name: str
+    query: str | None = None
+    mode: Mode = "full"
+    cursor_column: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        if not TABLE_NAME_PATTERN.match(value):
+            raise ValueError(
+                f"{value!r} is not a table name; allowed: schema.table or table, each part letters, "
+                "digits, '_' or '$', starting with a letter or '_'"
+            )
+        return value
+
+    @field_validator("cursor_column")
+    @classmethod
+    def _check_cursor_column(cls, value: str | None) -> str | None:
+        if value is not None and not COLUMN_PATTERN.match(value):
+            raise ValueError(f"{value!r} is not a column name; allowed: letters, digits, '_' or '$'")
+        return value
+
+    @field_validator("query")
+    @classmethod
+    def _check_query(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("an empty query; give a SELECT or leave the key out")
+        return value
+
+    @model_validator(mode="after")
+    def _incremental_needs_cursor(self) -> TableSpec:
+        if self.mode == "incremental" and not self.cursor_column:
+            raise ValueError("mode 'incremental' needs a cursor_column")
+        return self
+
+    @property
+    def output_name(self) -> str:
+        """The name used in object paths and task map indexes (``schema.table`` -> ``schema.table``)."""
+        return self.name
+
+
+class Webhook(_Strict):
+    """A webhook that receives each sync's outcome.
+
+    :param id: the tenant's id for this webhook (deleted on disconnect).
+    :param url: where outcomes are POSTed.
+    :param secret: optional inline signing secret (masked in logs).
+    :param secret_conn_id: optional Airflow connection whose password is the signing secret.
+    :param registration_url: optional remote registration, sent a DELETE on disconnect.
+    """
+
+    id: str = Field(min_length=1, max_length=128)
+    url: str
+    secret: str | None = None
+    secret_conn_id: str | None = None
+    registration_url: str | None = None
+
+    @field_validator("url", "registration_url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return value
+
+
+class Tenant(_Strict):
+    """One tenant of ``rs2gcs_tenants``; see the README's "Tenant contract" for every key."""
+
+    tenant_id: str
+    source: str = SOURCE
+    status: Status | None = None
+    redshift_conn_id: str | None = None
+    gcp_conn_id: str | None = None
+    bucket: str | None = None
+    prefix: str = ""
+    sync_frequency: str | None = Field(default=None, alias="syncFrequency")
+    timezone: str = "UTC"
+    format: Format = "parquet"
+    tables: tuple[TableSpec, ...] = ()
+    webhooks: tuple[Webhook, ...] = ()
+    catchup: bool = False
+    owner: str = "rs2gcs"
+    connected_at: str | None = None
+    configured_at: str | None = None
+
+    @field_validator("tenant_id")
+    @classmethod
+    def _check_tenant_id(cls, value: str) -> str:
+        if not TENANT_ID_PATTERN.match(value):
+            raise ValueError(
+                f"{value!r} is not a tenant id; allowed: 1-63 letters, digits, '_' or '-', "
+                "starting with a letter or digit"
+            )
+        return value
+
+    @field_validator("source")
+    @classmethod
+    def _check_source(cls, value: str) -> str:
+        if value != SOURCE:
+            raise ValueError(f"{value!r} is not a supported source; allowed: {SOURCE!r}")
+        return value
+
+    @field_validator("bucket")
+    @classmethod
+    def _check_bucket(cls, value: str | None) -> str | None:
+        if value is not None and not BUCKET_PATTERN.match(value):
+            raise ValueError(
+                f"{value!r} is not a GCS bucket name; allowed: 3-63 lowercase letters, digits, '-' or '_', "
+                "starting and ending with a letter or digit"
+            )
+        return value
+
+    @field_validator("prefix")
+    @classmethod
+    def _check_prefix(cls, value: str) -> str:
+        segments = [s for s in value.strip("/").split("/") if s]
+        for segment in segments:
+            if segment in {".", ".."} or not PREFIX_SEGMENT_PATTERN.match(segment):
+                raise ValueError(
+                    f"{value!r} is not an object prefix; allowed: '/'-separated segments of letters, digits, "
+                    "'.', '_', '=' or '-' (no '.' or '..' segments)"
+                )
+        return "/".join(segments)
+
+    @field_validator("sync_frequency")
+    @classmethod
+    def _check_frequency(cls, value: str | None) -> str | None:
+        return None if value is None else normalise_frequency(value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        try:
+            pendulum.timezone(value)
+        except Exception:
+            raise ValueError(
+                f"{value!r} is not an IANA time zone; allowed: names such as 'UTC', "
+                "'Europe/Berlin', 'America/New_York'"
+            ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Tenant:
+        names = [table.name.lower() for table in self.tables]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"tables: duplicate table names {duplicates}; each name must be unique")
+        return self
+
+    @property
+    def is_complete(self) -> bool:
+        """Connections, bucket, at least one table and a sync frequency are all present."""
+        return bool(
+            self.redshift_conn_id and self.gcp_conn_id and self.bucket and self.tables and self.sync_frequency
+        )
+
+    @property
+    def is_ready(self) -> bool:
+        """A ready tenant gets a sync DAG: complete and not disconnected."""
+        return self.is_complete and self.status != "disconnected"
+
+    def missing_fields(self) -> list[str]:
+        """The keys a complete entry still needs, for messages and the DAG docs."""
+        required = {
+            "redshift_conn_id": self.redshift_conn_id,
+            "gcp_conn_id": self.gcp_conn_id,
+            "bucket": self.bucket,
+            "tables": self.tables,
+            "syncFrequency": self.sync_frequency,
+        }
+        return [key for key, value in required.items() if not value]
+
+
+def _known_keys(model: type[BaseModel]) -> list[str]:
+    return [info.alias or name for name, info in model.model_fields.items() if name != "tenant_id"]
+
+
+def _field_path(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
+    parts = [str(part) for part in loc if part != "tenant_id" or len(loc) > 1]
+    return ".".join(parts) or "(entry)"
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    loc = error["loc"]
+    if error["type"] == "extra_forbidden":
+        owner = TableSpec if "tables" in loc else Webhook if "webhooks" in loc else Tenant
+        suggestion = difflib.get_close_matches(str(loc[-1]), _known_keys(owner), n=1)
+        hint = f"did you mean {suggestion[0]!r}? " if suggestion else ""
+        return f"unknown key {loc[-1]!r}; {hint}allowed keys: {', '.join(_known_keys(owner))}"
+    if error["type"] == "missing":
+        return "is required"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] in {"value_error", "assertion_error"}:
+        return message
+    return f"{error.get('input')!r}: {message}"
+
+
+def parse_tenant(tenant_id: str, entry: Any) -> Tenant:
+    """Validate one entry of the Variable; raise :class:`TenantConfigError` listing every problem."""
+    if not isinstance(entry, Mapping):
+        raise TenantConfigError(
+            tenant_id, [("(entry)", f"must be a JSON object, got {type(entry).__name__}")]
+        )
+    if "tenant_id" in entry:
+        raise TenantConfigError(tenant_id, [("tenant_id", "is the entry's key in the Variable, not a field")])
+    try:
+        return Tenant.model_validate({**entry, "tenant_id": tenant_id})
+    except ValidationError as exc:
+        problems = [(_field_path(Tenant, err["loc"]), _describe(err)) for err in exc.errors()]
+        raise TenantConfigError(tenant_id, problems) from None

@@ -28,6 +28,7 @@ from airflow_rs2gcs.transfers.redshift_to_gcs import RedshiftToGCSOperator
 log = logging.getLogger(__name__)
 
 SYNC_DAG_PREFIX = "rs2gcs_sync__"
+VARIABLE_ERROR_DAG_ID = "rs2gcs_tenants_invalid"
 DEFAULT_START_DATE = dt.datetime(2026, 1, 1)
 SYNC_RETRIES = 2
 SYNC_RETRY_DELAY = dt.timedelta(minutes=1)
@@ -110,6 +111,7 @@ def build_sync_dag(tenant: Tenant) -> DAG:
                 None,
                 type=["array", "null"],
                 examples=table_names,
+                items={"type": "string", "enum": table_names},
                 title="Tables",
                 description="Sync only these tables (empty: all of the tenant's tables).",
             ),
@@ -146,15 +148,15 @@ def build_sync_dag(tenant: Tenant) -> DAG:
     return dag
 
 
-def build_placeholder_dag(tenant_id: str, error: str) -> DAG:
-    """A DAG with the tenant's sync DAG id whose doc and only task show why the entry is invalid."""
+def build_error_dag(dag_id: str, subject: str, error: str) -> DAG:
+    """A DAG whose doc and only task show why ``subject``'s configuration is invalid."""
     with DAG(
-        dag_id=sync_dag_id(tenant_id),
+        dag_id=dag_id,
         schedule=None,
         start_date=pendulum.instance(DEFAULT_START_DATE, tz="UTC"),
         catchup=False,
-        tags=["rs2gcs", "rs2gcs:invalid", f"tenant:{tenant_id}"],
-        doc_md=f"### Invalid rs2gcs tenant `{tenant_id}`\n\nFix the entry in the `rs2gcs_tenants` "
+        tags=["rs2gcs", "rs2gcs:invalid"],
+        doc_md=f"### Invalid rs2gcs configuration: `{subject}`\n\nFix it in the `rs2gcs_tenants` "
         f"Variable:\n\n```\n{error}\n```",
     ) as dag:
 
@@ -164,6 +166,11 @@ def build_placeholder_dag(tenant_id: str, error: str) -> DAG:
 
         invalid_configuration()
     return dag
+
+
+def build_placeholder_dag(tenant_id: str, error: str) -> DAG:
+    """The placeholder with the tenant's sync DAG id, shown instead of its sync DAG."""
+    return build_error_dag(sync_dag_id(tenant_id), f"tenant {tenant_id}", error)
 
 
 def build_dags(tenants: Mapping[str, Any]) -> dict[str, DAG]:

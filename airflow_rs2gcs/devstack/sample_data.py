@@ -60,7 +60,7 @@ SELECT g,
        CASE WHEN g % 11 = 0 THEN NULL ELSE g % 3 <> 0 END,
        CASE WHEN g % 13 = 0 THEN NULL ELSE round(((g * 7919) % 1000000) / 100.0, 2) END,
        timestamptz '2020-01-01 00:00:00+00' + (g * interval '17 minutes 13 seconds'),
-       CASE WHEN g % 5 = 0 THEN NULL ELSE {_awkward_case("g * 7")} END
+       CASE WHEN g % 5 = 0 THEN NULL ELSE {_awkward_case("g + g / 5")} END
 FROM generate_series(1, {CUSTOMERS_ROWS}) AS g;
 
 CREATE TABLE public.products (
@@ -115,7 +115,8 @@ ANALYZE public.customers, public.products, public.orders;
 """
 
 REVENUE_QUERY = (
-    "select order_date, count(*) as orders, sum(amount) as revenue from public.orders group by 1 order by 1"
+    "select order_date, count(*) as orders, sum(amount)::numeric(18, 2) as revenue "
+    "from public.orders group by 1 order by 1"
 )
 
 

@@ -1,0 +1,147 @@
+"""The factory is pure and isolating: right DAGs for ready tenants, placeholders for broken ones."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from airflow.serialization.encoders import coerce_to_core_timetable
+from airflow.timetables.interval import CronDataIntervalTimetable
+
+from airflow_rs2gcs.factory import VARIABLE_ERROR_DAG_ID, build_dags, sync_dag_id
+from airflow_rs2gcs.schedules import cron_for
+
+GOOD = {
+    "redshift_conn_id": "rs",
+    "gcp_conn_id": "gcs",
+    "bucket": "acme-exports",
+    "prefix": "redshift",
+    "syncFrequency": "hourly",
+    "timezone": "Europe/Berlin",
+    "tables": [
+        {"name": "public.orders", "mode": "incremental", "cursor_column": "updated_at"},
+        {"name": "public.customers"},
+        {"name": "daily_revenue", "query": "select 1 as x"},
+    ],
+}
+
+
+def test_ready_tenant_gets_a_scheduled_unpaused_sync_dag():
+    dag = build_dags({"acme": GOOD})["rs2gcs_sync__acme"]
+    timetable = coerce_to_core_timetable(dag.timetable)
+    assert timetable.summary == cron_for("acme", "hourly")
+    assert isinstance(timetable, CronDataIntervalTimetable)
+    assert str(dag.timezone.name) == "Europe/Berlin"
+    assert dag.is_paused_upon_creation is False and dag.catchup is False
+    assert {"rs2gcs", "tenant:acme"} <= set(dag.tags)
+    assert dag.default_args["owner"] == "rs2gcs"
+    assert {"plan", "sync_table", "summary"} == set(dag.task_ids)
+    for fragment in ["public.orders", "daily_revenue", "Europe/Berlin", "gs://acme-exports/redshift/acme/"]:
+        assert fragment in dag.doc_md
+    params = dag.params.dump()
+    assert params["full_refresh"] is False and params["tables"] is None
+    assert dag.params.get_param("tables").schema["examples"] == [
+        "public.orders",
+        "public.customers",
+        "daily_revenue",
+    ]
+
+
+def test_broken_tenant_becomes_a_placeholder_and_never_hides_the_others(caplog):
+    dags = build_dags(
+        {
+            "acme": GOOD,
+            "moon": {**GOOD, "syncFrequency": "every blue moon"},
+            "bad/id": GOOD,
+            "half": {"redshift_conn_id": "rs", "status": "connected"},
+            "gone": {**GOOD, "status": "disconnected"},
+        }
+    )
+    assert "rs2gcs_sync__acme" in dags
+    placeholder = dags["rs2gcs_sync__moon"]
+    assert placeholder.task_ids == ["invalid_configuration"]
+    assert "syncFrequency" in placeholder.doc_md and "'5min'" in placeholder.doc_md
+    assert "rs2gcs:invalid" in placeholder.tags
+    assert any(d.startswith("rs2gcs_sync__invalid_id_") for d in dags)  # 'bad/id' cannot be a DAG id
+    assert "rs2gcs_sync__half" not in dags and "rs2gcs_sync__gone" not in dags
+    assert "tenant 'moon': field 'syncFrequency'" in caplog.text
+
+
+def test_manual_tenant_has_no_schedule_and_plan_picks_tables():
+    from airflow_rs2gcs.factory import _plan_tables
+    from airflow_rs2gcs.tenants import parse_tenant
+
+    tenant = parse_tenant("acme", {**GOOD, "syncFrequency": "manual"})
+    manual = build_dags({"acme": {**GOOD, "syncFrequency": "manual"}})[sync_dag_id("acme")]
+    assert coerce_to_core_timetable(manual.timetable).can_be_scheduled is False
+
+    start, end = dt.datetime(2026, 11, 24, 7, tzinfo=dt.UTC), dt.datetime(2026, 11, 24, 8, tzinfo=dt.UTC)
+    plan = _plan_tables(tenant, {"tables": ["public.orders"], "full_refresh": False}, start, end)
+    assert plan == [
+        {
+            "sql": 'SELECT * FROM "public"."orders"',
+            "object_prefix": "redshift/acme/public.orders/"
+            "dt=2026-11-24/interval=20261124T070000Z_20261124T080000Z",
+            "incremental_column": "updated_at",
+        }
+    ]
+    full = _plan_tables(tenant, {"tables": None, "full_refresh": True}, start, end)
+    assert [p["incremental_column"] for p in full] == [None, None, None]
+    with pytest.raises(ValueError, match="unknown tables"):
+        _plan_tables(tenant, {"tables": ["nope"]}, start, end)
+
+
+DAGBAG_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    from airflow.dag_processing.dagbag import DagBag
+    bag = DagBag(dag_folder=sys.argv[1])
+    errors = {k: str(v) for k, v in bag.import_errors.items()}
+    print(json.dumps({"dags": sorted(bag.dag_ids), "errors": errors}))
+    """
+)
+
+
+def _dagbag(home) -> dict:
+    from airflow_rs2gcs.devstack.airflow_home import DAGS_FOLDER
+
+    result = subprocess.run(
+        [sys.executable, "-c", DAGBAG_SCRIPT, str(DAGS_FOLDER)],
+        env=home.env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def home():
+    from airflow_rs2gcs.devstack.airflow_home import AirflowHome
+
+    with AirflowHome() as airflow_home:
+        airflow_home.migrate()
+        yield airflow_home
+
+
+@pytest.mark.integration
+def test_pytest_dagbag_sees_db_variable_env_variable_and_bad_json(home):
+    home.set_variable("rs2gcs_tenants", {"acme": GOOD, "moon": {**GOOD, "syncFrequency": "every blue moon"}})
+    assert _dagbag(home) == {"dags": ["rs2gcs_sync__acme", "rs2gcs_sync__moon"], "errors": {}}
+
+    home.env["AIRFLOW_VAR_RS2GCS_TENANTS"] = json.dumps({"envco": GOOD})
+    try:
+        assert _dagbag(home)["dags"] == ["rs2gcs_sync__envco"]  # env wins over the DB, as in Airflow
+    finally:
+        del home.env["AIRFLOW_VAR_RS2GCS_TENANTS"]
+
+    home.set_variable("rs2gcs_tenants", "{not json")
+    assert _dagbag(home) == {"dags": [VARIABLE_ERROR_DAG_ID], "errors": {}}
+
+    home.run("variables", "delete", "rs2gcs_tenants")
+    assert _dagbag(home) == {"dags": [], "errors": {}}

@@ -19,11 +19,13 @@ from typing import Any
 import pendulum
 from airflow.sdk import DAG, Param, task
 
-from airflow_rs2gcs.engine.paths import interval_partition, table_root
+from airflow_rs2gcs.engine.paths import interval_partition, manual_partition, table_root
+from airflow_rs2gcs.outcomes import table_outcomes, totals
 from airflow_rs2gcs.schedules import cron_for, timetable_for
 from airflow_rs2gcs.sql import select_table
 from airflow_rs2gcs.tenants import TENANT_ID_PATTERN, Tenant, TenantConfigError, parse_tenant
 from airflow_rs2gcs.transfers.redshift_to_gcs import RedshiftToGCSOperator
+from airflow_rs2gcs.webhooks import deliver
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +67,11 @@ def _table_query(table: Any) -> str:
 
 
 def _plan_tables(
-    tenant: Tenant, params: Mapping[str, Any], data_interval_start: Any, data_interval_end: Any
+    tenant: Tenant,
+    params: Mapping[str, Any],
+    data_interval_start: Any,
+    data_interval_end: Any,
+    run_after: Any = None,
 ) -> list[dict[str, Any]]:
     """Per selected table, the keyword arguments of its mapped export task."""
     wanted = set(params.get("tables") or [t.name for t in tenant.tables])
@@ -75,7 +81,11 @@ def _plan_tables(
             f"tenant {tenant.tenant_id!r}: param 'tables' names unknown tables {sorted(unknown)}"
         )
     full_refresh = bool(params.get("full_refresh"))
-    partition = interval_partition(data_interval_start, data_interval_end)
+    if data_interval_start is None or data_interval_end is None:
+        # A run triggered without a logical date has no data interval: give it its own folder.
+        partition = manual_partition(run_after or dt.datetime.now(dt.UTC))
+    else:
+        partition = interval_partition(data_interval_start, data_interval_end)
     return [
         {
             "sql": _table_query(t),
@@ -85,6 +95,24 @@ def _plan_tables(
         for t in tenant.tables
         if t.name in wanted
     ]
+
+
+def _iso(moment: Any) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def _summarise(
+    tenant: Tenant, planned: list[dict[str, Any]], ti: Any, start: Any, end: Any
+) -> dict[str, Any]:
+    """Collect each table's result, post the outcomes to the webhooks, fail the run if a table failed."""
+    results = [ti.xcom_pull(task_ids="sync_table", map_indexes=index) for index in range(len(planned))]
+    outcomes = table_outcomes(tenant, planned, results, (_iso(start), _iso(end)))
+    deliver(tenant.webhooks, tenant.tenant_id, outcomes)
+    total = totals(outcomes)
+    log.info("tenant %s: %s", tenant.tenant_id, total)
+    if total["failed"]:
+        raise RuntimeError(f"tenant {tenant.tenant_id!r}: tables failed: {total['failed']}")
+    return total
 
 
 def build_sync_dag(tenant: Tenant) -> DAG:
@@ -120,31 +148,32 @@ def build_sync_dag(tenant: Tenant) -> DAG:
 
         @task
         def plan(
-            params: dict[str, Any], data_interval_start: Any = None, data_interval_end: Any = None
+            params: dict[str, Any],
+            data_interval_start: Any = None,
+            data_interval_end: Any = None,
+            dag_run: Any = None,
         ) -> list[dict[str, Any]]:
-            return _plan_tables(tenant, params, data_interval_start, data_interval_end)
+            run_after = getattr(dag_run, "run_after", None)
+            return _plan_tables(tenant, params, data_interval_start, data_interval_end, run_after)
 
+        @task(trigger_rule="all_done", retries=0)
+        def summary(
+            planned: list[dict[str, Any]],
+            ti: Any = None,
+            data_interval_start: Any = None,
+            data_interval_end: Any = None,
+        ) -> dict[str, Any]:
+            return _summarise(tenant, planned, ti, data_interval_start, data_interval_end)
+
+        planned = plan()
         exports = RedshiftToGCSOperator.partial(
             task_id="sync_table",
             redshift_conn_id=tenant.redshift_conn_id,
             gcp_conn_id=tenant.gcp_conn_id,
             bucket=tenant.bucket,
             export_format=tenant.format,
-        ).expand_kwargs(plan())
-
-        @task
-        def summary(results: list[dict[str, Any]]) -> dict[str, Any]:
-            results = list(results)
-            total = {
-                "tables": len(results),
-                "rows": sum(r["rows"] for r in results),
-                "bytes": sum(r["bytes"] for r in results),
-                "objects": sum(r["objects"] for r in results),
-            }
-            log.info("tenant %s synced: %s", tenant.tenant_id, total)
-            return total
-
-        summary(exports.output)
+        ).expand_kwargs(planned)
+        exports >> summary(planned)
     return dag
 
 

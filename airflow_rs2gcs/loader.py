@@ -11,6 +11,7 @@ import logging
 
 from airflow.sdk import DAG
 
+from airflow_rs2gcs.control_dags import build_control_dags
 from airflow_rs2gcs.factory import VARIABLE_ERROR_DAG_ID, build_dags, build_error_dag
 from airflow_rs2gcs.store import TenantsVariableError, load_tenants
 
@@ -18,10 +19,12 @@ log = logging.getLogger(__name__)
 
 
 def load_dags() -> dict[str, DAG]:
-    """Every DAG the ``rs2gcs_tenants`` Variable defines, keyed by DAG id."""
+    """The control DAGs and every DAG the ``rs2gcs_tenants`` Variable defines, keyed by DAG id."""
+    dags = build_control_dags()
     try:
         tenants = load_tenants()
     except TenantsVariableError as exc:
         log.error("rs2gcs: %s", exc)
-        return {VARIABLE_ERROR_DAG_ID: build_error_dag(VARIABLE_ERROR_DAG_ID, "rs2gcs_tenants", str(exc))}
-    return build_dags(tenants)
+        dags[VARIABLE_ERROR_DAG_ID] = build_error_dag(VARIABLE_ERROR_DAG_ID, "rs2gcs_tenants", str(exc))
+        return dags
+    return {**dags, **build_dags(tenants)}

@@ -11,9 +11,14 @@ core chain (environment, secrets backends, then the metadata DB) everywhere else
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import random
 import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -64,3 +69,91 @@ def parse_tenants_json(text: str | None) -> dict[str, Any]:
 def load_tenants() -> dict[str, Any]:
     """Read and parse the Variable once; a missing Variable means no tenants."""
     return parse_tenants_json(read_variable_text(TENANTS_VARIABLE))
+
+
+# --- writes (lifecycle operators, inside tasks) ------------------------------------------------------
+
+LOCK_VARIABLE = "rs2gcs_tenants_lock"
+LOCK_SETTLE_SECONDS = 1.0
+LOCK_LEASE_SECONDS = 120.0
+LOCK_WAIT_SECONDS = 600.0
+
+
+class TenantsLockTimeout(TimeoutError):
+    """Another lifecycle run held the tenants lock for longer than we were willing to wait."""
+
+
+def _read_lock() -> dict[str, Any] | None:
+    from airflow.sdk import Variable
+
+    text = Variable.get(LOCK_VARIABLE, default=None)
+    try:
+        lock = json.loads(text) if text else None
+    except json.JSONDecodeError:
+        return None
+    return lock if isinstance(lock, dict) else None
+
+
+def _lock_is_free(lock: dict[str, Any] | None, now: float) -> bool:
+    return lock is None or float(lock.get("expires", 0)) < now
+
+
+@contextlib.contextmanager
+def tenants_lock(owner: str | None = None) -> Iterator[str]:
+    """Serialise read-modify-write of the tenants Variable across concurrent task processes.
+
+    Airflow gives tasks no compare-and-swap on Variables, so this is Fischer's mutual exclusion on the
+    ``rs2gcs_tenants_lock`` Variable: a run that sees the lock free writes its token, waits
+    ``LOCK_SETTLE_SECONDS`` and owns the lock only if its token is still there. That is safe while a
+    Variable write completes within the settle time (tens of milliseconds in practice). The lock is a
+    lease: a holder that died is overtaken after ``LOCK_LEASE_SECONDS``.
+    """
+    from airflow.sdk import Variable
+
+    token = owner or uuid.uuid4().hex
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    while True:
+        if _lock_is_free(_read_lock(), time.time()):
+            Variable.set(
+                LOCK_VARIABLE, json.dumps({"owner": token, "expires": time.time() + LOCK_LEASE_SECONDS})
+            )
+            time.sleep(LOCK_SETTLE_SECONDS)
+            held = _read_lock()
+            if held is not None and held.get("owner") == token:
+                break
+        if time.monotonic() > deadline:
+            raise TenantsLockTimeout(f"could not take {LOCK_VARIABLE!r} within {LOCK_WAIT_SECONDS:.0f} s")
+        time.sleep(random.uniform(0.2, 0.8))
+    try:
+        yield token
+    finally:
+        held = _read_lock()
+        if held is not None and held.get("owner") == token:
+            Variable.delete(LOCK_VARIABLE)
+
+
+def write_tenants(tenants: dict[str, Any]) -> None:
+    """Replace the Variable with ``tenants`` (pretty-printed, so hand edits stay easy)."""
+    from airflow.sdk import Variable
+
+    Variable.set(
+        TENANTS_VARIABLE,
+        json.dumps(tenants, indent=2, sort_keys=True, ensure_ascii=False),
+        description="rs2gcs tenants (see the rs2gcs README: tenant contract)",
+    )
+
+
+def update_tenant(tenant_id: str, change: Callable[[dict[str, Any] | None], dict[str, Any] | None]) -> None:
+    """Apply ``change`` to one tenant's entry under the lock; ``None`` from it removes the entry.
+
+    The Variable is re-read inside the lock, so concurrent lifecycle runs for other tenants never
+    overwrite each other's entries.
+    """
+    with tenants_lock():
+        tenants = parse_tenants_json(read_variable_text(TENANTS_VARIABLE))
+        updated = change(tenants.get(tenant_id))
+        if updated is None:
+            tenants.pop(tenant_id, None)
+        else:
+            tenants[tenant_id] = updated
+        write_tenants(tenants)

@@ -143,6 +143,7 @@ class Tenant(_Strict):
     owner: str = "rs2gcs"
     connected_at: str | None = None
     configured_at: str | None = None
+    disconnected_at: str | None = None
 
     @field_validator("tenant_id")
     @classmethod

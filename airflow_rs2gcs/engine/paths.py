@@ -27,6 +27,11 @@ def interval_partition(start: dt.datetime, end: dt.datetime) -> str:
     return f"dt={start.astimezone(dt.UTC):%Y-%m-%d}/interval={_utc_stamp(start)}_{_utc_stamp(end)}"
 
 
+def manual_partition(run_after: dt.datetime) -> str:
+    """The folder of a run that has no data interval (triggered without a logical date)."""
+    return f"dt={run_after.astimezone(dt.UTC):%Y-%m-%d}/interval=manual_{_utc_stamp(run_after)}"
+
+
 def table_root(prefix: str, tenant_id: str, table: str) -> str:
     """``<prefix>/<tenant_id>/<table>`` without empty segments."""
     return "/".join(part for part in (prefix.strip("/"), tenant_id, table) if part)

@@ -13,14 +13,13 @@ import datetime as dt
 
 from airflow.sdk import DAG, Param
 
-from airflow_rs2gcs.engine.encoders import FORMATS
 from airflow_rs2gcs.operators.lifecycle import (
     ActivateTenantOperator,
     ConfigureTenantOperator,
     DeactivateTenantOperator,
 )
 from airflow_rs2gcs.schedules import SYNC_FREQUENCIES
-from airflow_rs2gcs.tenants import SOURCE, TENANT_ID_PATTERN
+from airflow_rs2gcs.tenants import FORMATS, SOURCE, TENANT_ID_PATTERN
 
 START_DATE = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 CONNECT_DAG_ID = "rs2gcs_connect"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import pendulum
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -32,6 +32,7 @@ PREFIX_SEGMENT_PATTERN = re.compile(r"^[A-Za-z0-9_=-][A-Za-z0-9._=-]{0,127}$")
 
 Status = Literal["connected", "configured", "disconnected"]
 Format = Literal["parquet", "csv", "jsonl"]
+FORMATS: tuple[str, ...] = get_args(Format)
 Mode = Literal["full", "incremental"]
 
 

@@ -29,9 +29,12 @@ HAND_WRITTEN = {
 
 def test_ten_concurrent_connects_lose_no_update(stack):
     stack.gcs.create_bucket("concurrent-exports")
-    with AirflowHome(stack.airflow_env()) as home:
+    # Ten Airflow processes on two cores parse slowly; give the DAG file more than the default 30 s.
+    with AirflowHome({**stack.airflow_env(), "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "600"}) as home:
         home.migrate()
         home.set_variable("rs2gcs_tenants", {"handmade": HAND_WRITTEN})
+        # Each `dags test` syncs the DAG folder to the DB first; do it once so the runs do not race on it.
+        home.run("dags", "reserialize")
         conf = {
             "redshift_conn_id": "rs2gcs_redshift",
             "gcp_conn_id": "rs2gcs_gcs",

@@ -13,10 +13,8 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.google.cloud.hooks.gcs import GCSHook
 from airflow.sdk import BaseOperator
 
-from airflow_rs2gcs.hooks.redshift_catalog import TIME_TYPE_OIDS, RedshiftCatalogHook
 from airflow_rs2gcs.query_check import QueryNotAllowed, check_read_only_select
 from airflow_rs2gcs.sql import select_table
 from airflow_rs2gcs.store import parse_tenants_json, read_variable_text, update_tenant
@@ -25,6 +23,11 @@ from airflow_rs2gcs.webhooks import delete_registration
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from airflow_rs2gcs.hooks.redshift_catalog import RedshiftCatalogHook
+
+# The hooks (boto, google-cloud-storage) are imported inside execute: DAG files that use these
+# operators are parsed often, and those imports cost seconds per parse process.
 
 
 class LifecycleError(ValueError):
@@ -112,6 +115,8 @@ class ActivateTenantOperator(BaseOperator):
         }
 
     def _check_redshift(self) -> None:
+        from airflow_rs2gcs.hooks.redshift_catalog import RedshiftCatalogHook
+
         try:
             version = RedshiftCatalogHook(redshift_conn_id=self.redshift_conn_id).server_version()
         except Exception as exc:
@@ -123,6 +128,8 @@ class ActivateTenantOperator(BaseOperator):
         self.log.info("Redshift connection %s works: %s", self.redshift_conn_id, version)
 
     def _check_bucket(self, prefix: str) -> None:
+        from airflow.providers.google.cloud.hooks.gcs import GCSHook
+
         hook = GCSHook(gcp_conn_id=self.gcp_conn_id)
         probe = "/".join(p for p in (prefix, self.tenant_id, f"_rs2gcs_probe_{uuid.uuid4().hex}") if p)
         step = "find the bucket"
@@ -253,6 +260,8 @@ class ConfigureTenantOperator(BaseOperator):
         return available
 
     def _check_spec(self, hook: RedshiftCatalogHook, spec: dict[str, Any]) -> dict[str, Any]:
+        from airflow_rs2gcs.hooks.redshift_catalog import TIME_TYPE_OIDS
+
         where = f"tenant {self.tenant_id!r}, table {spec['name']!r}"
         if spec.get("query"):
             try:
@@ -287,6 +296,8 @@ class ConfigureTenantOperator(BaseOperator):
             "timezone": self.timezone,
         }
         _validated(self.tenant_id, {**entry, **settings})
+        from airflow_rs2gcs.hooks.redshift_catalog import RedshiftCatalogHook
+
         hook = RedshiftCatalogHook(redshift_conn_id=entry["redshift_conn_id"])
         available = self._list_available(hook)
         settings["tables"] = [self._check_spec(hook, spec) for spec in specs]

@@ -31,6 +31,8 @@ def test_ten_concurrent_connects_lose_no_update(stack):
     stack.gcs.create_bucket("concurrent-exports")
     # Ten Airflow processes on two cores parse slowly; give the DAG file more than the default 30 s.
     with AirflowHome({**stack.airflow_env(), "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "600"}) as home:
+        # SQLite lets one writer in at a time; ten processes need a longer busy wait than the default 5 s.
+        home.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{home.path}/airflow.db?timeout=120"
         home.migrate()
         home.set_variable("rs2gcs_tenants", {"handmade": HAND_WRITTEN})
         # Each `dags test` syncs the DAG folder to the DB first; do it once so the runs do not race on it.

@@ -1,38 +1,32 @@
-"""One export: a query's rows streamed from Redshift into objects and a manifest under one GCS folder."""
+"""One export: a query's rows streamed from Redshift into objects and a manifest under one GCS folder.
+
+reader (DECLARE/FETCH, raw rows -> Arrow) -> rolling file writer (Parquet/CSV/JSON Lines) ->
+background uploader (bounded, retried) -> manifest (published last). A failed try leaves no manifest
+and deletes the folder's data objects (the earlier manifest was retracted first, so nothing there
+was complete any more).
+"""
 
 from __future__ import annotations
 
 import logging
 import tempfile
-import time
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_rs2gcs.engine.encoders import CONTENT_TYPES, LocalFile, RollingFileWriter, file_extension
-from airflow_rs2gcs.engine.manifest import build_manifest, publish_manifest, retract_manifest
+from airflow_rs2gcs.engine.encoders import LocalFile, RollingFileWriter
+from airflow_rs2gcs.engine.manifest import build_manifest, delete_unlisted, publish_manifest, retract_manifest
 from airflow_rs2gcs.engine.paths import data_object_name
+from airflow_rs2gcs.engine.progress import Progress
 from airflow_rs2gcs.engine.reader import CursorReader
-from airflow_rs2gcs.engine.types import record_batch, schema_of
+from airflow_rs2gcs.engine.settings import CONTENT_TYPES, ExportSettings, file_extension
 from airflow_rs2gcs.engine.uploader import BackgroundUploader
 
 log = logging.getLogger(__name__)
-PROGRESS_EVERY_SECONDS = 5.0
-
-
-@dataclass(frozen=True)
-class ExportSettings:
-    """How to encode and roll the files of one export."""
-
-    export_format: str = "parquet"
-    compression: str = "snappy"
-    fetch_size: int = 10_000
-    max_file_bytes: int = 256 * 1024 * 1024
-    max_uploads_in_flight: int = 2
 
 
 @dataclass(frozen=True)
 class ExportResult:
-    """What one export published."""
+    """What one export published: rows, bytes and data objects, and the manifest's object name."""
 
     rows: int
     bytes: int
@@ -40,25 +34,54 @@ class ExportResult:
     manifest: str
 
 
-class _Progress:
-    def __init__(self) -> None:
-        self.started = self.last = time.monotonic()
-        self.rows = 0
-        self.bytes = 0
+class _Export:
+    """The state of one export while its rows stream into files."""
 
-    def add(self, rows: int, nbytes: int) -> None:
-        self.rows += rows
-        self.bytes += nbytes
-        now = time.monotonic()
-        if now - self.last >= PROGRESS_EVERY_SECONDS:
-            self.last = now
-            elapsed = now - self.started
-            log.info(
-                "progress: %d rows, %.1f MB in Arrow, %.0f rows/s",
-                self.rows,
-                self.bytes / 1e6,
-                self.rows / elapsed if elapsed else 0.0,
+    def __init__(
+        self, gcs_hook: Any, bucket: str, object_prefix: str, settings: ExportSettings, workdir: str
+    ):
+        self.object_prefix = object_prefix
+        self.settings = settings
+        self.workdir = workdir
+        self.extension = file_extension(settings.export_format, settings.compression)
+        content_type = CONTENT_TYPES[settings.export_format]
+        self.uploader = BackgroundUploader(gcs_hook, bucket, content_type, settings.max_uploads_in_flight)
+        self.writer: RollingFileWriter | None = None
+
+    def _upload(self, local: LocalFile) -> None:
+        self.uploader.submit(local, data_object_name(self.object_prefix, local.index, self.extension))
+
+    def writer_for(self, reader: CursorReader) -> RollingFileWriter:
+        if self.writer is None:
+            assert reader.schema is not None
+            s = self.settings
+            self.writer = RollingFileWriter(
+                self.workdir, s.export_format, s.compression, reader.schema, s.max_file_bytes, self._upload
             )
+        return self.writer
+
+    def stream(self, reader: CursorReader, progress: Progress) -> None:
+        for batch in reader.batches():
+            writer = self.writer_for(reader)
+            writer.write(batch)
+            progress.update(reader.rows_read, reader.bytes_read, writer.files_done)
+        self.writer_for(reader).close(write_empty=True)
+        progress.update(reader.rows_read, reader.bytes_read, self.writer_for(reader).files_done)
+        progress.finish()
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            self.writer.abort()
+        self.uploader.abort()
+
+
+def _discard_partial(gcs_hook: Any, bucket: str, object_prefix: str) -> None:
+    try:
+        deleted = delete_unlisted(gcs_hook, bucket, object_prefix, keep=set())
+        if deleted:
+            log.info("failed try: deleted %d uploaded object(s) under %s", len(deleted), object_prefix)
+    except Exception:
+        log.warning("failed try: could not delete the objects under %s", object_prefix, exc_info=True)
 
 
 def run_export(
@@ -74,62 +97,34 @@ def run_export(
 ) -> ExportResult:
     """Stream ``sql`` into ``gs://bucket/object_prefix/part-*`` and publish its manifest last.
 
-    An empty result still gets one data file with the schema and no rows, and a manifest with 0 rows.
+    An empty result still gets one data file with the schema and no rows (Parquet: schema only; CSV:
+    the header; JSON Lines: an empty file) and a manifest with 0 rows.
     """
     retract_manifest(gcs_hook, bucket, object_prefix)
-    uploader = BackgroundUploader(
-        gcs_hook, bucket, CONTENT_TYPES[settings.export_format], settings.max_uploads_in_flight
-    )
-    extension = file_extension(settings.export_format, settings.compression)
-    reader = CursorReader(connection, sql, settings.fetch_size)
-    progress = _Progress()
+    s = settings
+    reader = CursorReader(connection, sql, s.fetch_size, s.batch_rows, s.batch_bytes)
     with tempfile.TemporaryDirectory(prefix="rs2gcs-") as workdir:
-        writer: RollingFileWriter | None = None
-
-        def upload(local: LocalFile) -> None:
-            uploader.submit(local, data_object_name(object_prefix, local.index, extension))
-
+        export = _Export(gcs_hook, bucket, object_prefix, settings, workdir)
         try:
-            for rows in reader.batches():
-                if writer is None:
-                    schema = schema_of(reader.columns)
-                    writer = RollingFileWriter(
-                        workdir,
-                        settings.export_format,
-                        settings.compression,
-                        schema,
-                        settings.max_file_bytes,
-                        upload,
-                    )
-                batch = record_batch(rows, reader.columns, writer.schema)
-                writer.write(batch)
-                progress.add(batch.num_rows, batch.nbytes)
-            if writer is None:
-                writer = RollingFileWriter(
-                    workdir,
-                    settings.export_format,
-                    settings.compression,
-                    schema_of(reader.columns),
-                    settings.max_file_bytes,
-                    upload,
-                )
-            writer.close(write_empty=True)
+            export.stream(reader, Progress(f"gs://{bucket}/{object_prefix}"))
+            objects = export.uploader.wait()
         except BaseException:
-            uploader.abort()
+            export.abort()
+            _discard_partial(gcs_hook, bucket, object_prefix)
             raise
-        objects = uploader.wait()
     manifest = build_manifest(
         objects=objects,
         columns=reader.columns,
         source_query=sql,
-        export_format=settings.export_format,
-        compression=settings.compression,
+        export_format=s.export_format,
+        compression=s.compression,
         data_interval=data_interval,
         extra=manifest_extra,
     )
     name = publish_manifest(gcs_hook, bucket, object_prefix, manifest)
     log.info(
-        "published %s: %d rows in %d objects, %d bytes",
+        "published gs://%s/%s: %d rows in %d object(s), %d bytes",
+        bucket,
         name,
         manifest["rows"],
         len(objects),

@@ -39,13 +39,22 @@ def table_root(prefix: str, tenant_id: str, table: str) -> str:
 
 def check_object_prefix(object_prefix: str) -> str:
     """Return a normalised prefix; refuse one that is empty, absolute, or has ``.``/``..``/odd segments."""
-    segments = object_prefix.strip().strip("/").split("/")
+    relative = object_prefix.strip().rstrip("/")
+    segments = relative.split("/")
     bad = [s for s in segments if s in {"", ".", ".."} or not _SAFE_SEGMENT.match(s)]
-    if not object_prefix.strip().strip("/") or bad:
+    if not relative or bad:
         raise ValueError(
             f"object prefix {object_prefix!r} is not allowed: it must be a relative path of segments made of "
             "letters, digits and '_', '=', '$', '.', '-' (no empty, '.' or '..' segments)"
         )
+    return "/".join(segments)
+
+
+def dataset_root(object_prefix: str) -> str:
+    """The prefix without its trailing Hive partition segments (``key=value``): the table's Asset path."""
+    segments = object_prefix.strip("/").split("/")
+    while len(segments) > 1 and "=" in segments[-1]:
+        segments.pop()
     return "/".join(segments)
 
 

@@ -1,83 +1,157 @@
-"""The one type mapping from Redshift (PostgreSQL wire) column types to Arrow types.
+"""The one type mapping: a Redshift column type (wire OID + type modifier) -> wire format and Arrow type.
 
-Every encoder (Parquet, CSV, JSON Lines) starts from the Arrow schema built here, so a column has
-the same meaning in every format. The mapping, documented in the README:
+Every encoder (Parquet, CSV, JSON Lines) starts from the Arrow schema built here, so a column means
+the same in every format. How each Arrow type is written as text in CSV and JSON Lines is in
+:mod:`airflow_rs2gcs.engine.textforms`; the README's "Sync engine" section has the full table.
 
-==================  =========================================  ==========================================
-Redshift type        Arrow / Parquet                            CSV and JSON Lines
-==================  =========================================  ==========================================
-SMALLINT             int16                                      integer
-INTEGER              int32                                      integer
-BIGINT               int64                                      integer
-DECIMAL(p,s)         decimal128(p, s) (exact, sized from        decimal text, e.g. ``12.30``
-                     the column's type modifier)
-DECIMAL (no p,s)     string (exact decimal text)                decimal text
-REAL                 float32                                    number
-DOUBLE PRECISION     float64                                    number
-BOOLEAN              bool                                       ``true``/``false``
-CHAR, VARCHAR, TEXT  string                                     text
-DATE                 date32                                     ``YYYY-MM-DD``
-TIMESTAMP            timestamp[us] (no zone)                    ISO 8601 without offset
-TIMESTAMPTZ          timestamp[us, tz=UTC] (the instant)        ISO 8601 in UTC with ``Z``
-TIME                 time64[us]                                 ``HH:MM:SS[.ffffff]``
-TIMETZ               string (``HH:MM:SS+hh``)                   text
-SUPER, JSON, JSONB   string (JSON text)                         JSON text
-VARBYTE, BYTEA       binary                                     hex text / base64 in JSON
-GEOMETRY/GEOGRAPHY   string (the server's text form, EWKB hex)  text
-anything else        string (the driver's text form)            text
-==================  =========================================  ==========================================
+==================  ======  =========================================  ===================================
+Redshift type       wire    Arrow / Parquet                            notes
+==================  ======  =========================================  ===================================
+SMALLINT            binary  int16
+INTEGER             binary  int32
+BIGINT              binary  int64
+DECIMAL(p,s)        text    decimal128(p, s), sized from the modifier  exact; p > 38 or no (p,s): string
+REAL                binary  float32                                    exact bits, NaN/Infinity kept
+DOUBLE PRECISION    binary  float64                                    exact bits, NaN/Infinity kept
+BOOLEAN             binary  bool
+CHAR, VARCHAR       text    string                                     CHAR keeps its blank padding
+DATE                text    date32                                     any date Redshift holds, BC too
+TIMESTAMP           binary  timestamp[us]                              wall-clock time, no zone
+TIMESTAMPTZ         binary  timestamp[us, tz=UTC]                      the instant, in UTC
+TIME                text    time64[us]
+TIMETZ              text    string, e.g. ``04:05:06.789+02``           the server's text form
+SUPER               text    string (JSON text)                         also JSON/JSONB on PostgreSQL
+VARBYTE             text    binary                                     also BYTEA on PostgreSQL
+GEOMETRY/GEOGRAPHY  text    string (the server's text: hex EWKB)
+anything else       text    string (the server's text form)            e.g. INTERVAL, HLLSKETCH
+==================  ======  =========================================  ===================================
+
+"wire" is the result format the reader asks the server for: the fixed-width types in PostgreSQL's
+binary encoding (exact, and the same on every Redshift protocol version), all others as text.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import decimal
-import json
-from collections.abc import Callable, Sequence
+import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import pyarrow as pa
 
-NUMERIC_OID = 1700
-MAX_DECIMAL128_PRECISION = 38
 
-_FIXED: dict[int, pa.DataType] = {
-    21: pa.int16(),
-    23: pa.int32(),
-    20: pa.int64(),
-    700: pa.float32(),
-    701: pa.float64(),
-    16: pa.bool_(),
-    18: pa.string(),
-    19: pa.string(),
-    25: pa.string(),
-    1042: pa.string(),
-    1043: pa.string(),
-    1082: pa.date32(),
-    1114: pa.timestamp("us"),
-    1184: pa.timestamp("us", tz="UTC"),
-    1083: pa.time64("us"),
-    1266: pa.string(),
-    114: pa.string(),
-    3802: pa.string(),
-    4000: pa.string(),
-    17: pa.binary(),
-    6551: pa.binary(),
-    3000: pa.string(),
-    3001: pa.string(),
-    2950: pa.string(),
+class Oid(enum.IntEnum):
+    """Wire type OIDs of the types the engine decodes (Redshift's and PostgreSQL's are the same)."""
+
+    BOOL = 16
+    BYTEA = 17
+    CHAR = 18
+    NAME = 19
+    INT8 = 20
+    INT2 = 21
+    INT4 = 23
+    TEXT = 25
+    JSON = 114
+    FLOAT4 = 700
+    FLOAT8 = 701
+    BPCHAR = 1042
+    VARCHAR = 1043
+    DATE = 1082
+    TIME = 1083
+    TIMESTAMP = 1114
+    TIMESTAMPTZ = 1184
+    TIMETZ = 1266
+    NUMERIC = 1700
+    GEOMETRY = 3000
+    GEOGRAPHY = 3001
+    JSONB = 3802
+    GEOMETRYHEX = 3999
+    SUPER = 4000
+    VARBYTE = 6551
+
+
+class WireFormat(enum.IntEnum):
+    """PostgreSQL result format codes."""
+
+    TEXT = 0
+    BINARY = 1
+
+
+MAX_DECIMAL128_PRECISION = 38
+UTC = "UTC"
+
+# Types received in PostgreSQL's binary encoding: fixed width, exact, and what redshift_connector
+# itself asks Redshift for on every protocol version (so every Redshift serves them this way).
+BINARY_TYPES: dict[int, pa.DataType] = {
+    Oid.BOOL: pa.bool_(),
+    Oid.INT2: pa.int16(),
+    Oid.INT4: pa.int32(),
+    Oid.INT8: pa.int64(),
+    Oid.FLOAT4: pa.float32(),
+    Oid.FLOAT8: pa.float64(),
+    Oid.TIMESTAMP: pa.timestamp("us"),
+    Oid.TIMESTAMPTZ: pa.timestamp("us", tz=UTC),
+}
+
+# Types received as text and parsed into a typed Arrow column.
+TEXT_TYPES: dict[int, pa.DataType] = {
+    Oid.DATE: pa.date32(),
+    Oid.TIME: pa.time64("us"),
+    Oid.BYTEA: pa.binary(),
+    Oid.VARBYTE: pa.binary(),
+}
+
+TYPE_NAMES: dict[int, str] = {
+    Oid.BOOL: "boolean",
+    Oid.BYTEA: "bytea",
+    Oid.CHAR: "char",
+    Oid.NAME: "name",
+    Oid.INT8: "bigint",
+    Oid.INT2: "smallint",
+    Oid.INT4: "integer",
+    Oid.TEXT: "text",
+    Oid.JSON: "json",
+    Oid.FLOAT4: "real",
+    Oid.FLOAT8: "double precision",
+    Oid.BPCHAR: "character",
+    Oid.VARCHAR: "character varying",
+    Oid.DATE: "date",
+    Oid.TIME: "time",
+    Oid.TIMESTAMP: "timestamp",
+    Oid.TIMESTAMPTZ: "timestamptz",
+    Oid.TIMETZ: "timetz",
+    Oid.NUMERIC: "numeric",
+    Oid.GEOMETRY: "geometry",
+    Oid.GEOGRAPHY: "geography",
+    Oid.JSONB: "jsonb",
+    Oid.GEOMETRYHEX: "geometry",
+    Oid.SUPER: "super",
+    Oid.VARBYTE: "varbyte",
 }
 
 
 @dataclass(frozen=True)
 class Column:
-    """A result column: its name, wire type and modifier, and the Arrow type it is written as."""
+    """A result column: name, wire type OID and modifier, the wire format and the Arrow type written.
+
+    :param name: the column label the server sent.
+    :param type_oid: the wire type OID.
+    :param type_modifier: the type modifier (e.g. a NUMERIC's packed precision and scale), -1 if none.
+    :param wire_format: the result format asked for (see :func:`wire_format_for`).
+    :param arrow_type: the Arrow type of the column in every output format.
+    """
 
     name: str
     type_oid: int
     type_modifier: int
+    wire_format: WireFormat
     arrow_type: pa.DataType
+
+    @property
+    def type_name(self) -> str:
+        """A readable source type, e.g. ``numeric(14,2)`` or ``super``; ``oid <n>`` if unknown."""
+        name = TYPE_NAMES.get(self.type_oid, f"oid {self.type_oid}")
+        sized = numeric_precision_scale(self.type_modifier) if self.type_oid == Oid.NUMERIC else None
+        return f"{name}({sized[0]},{sized[1]})" if sized else name
 
 
 def numeric_precision_scale(type_modifier: int) -> tuple[int, int] | None:
@@ -88,73 +162,50 @@ def numeric_precision_scale(type_modifier: int) -> tuple[int, int] | None:
     return (packed >> 16) & 0xFFFF, packed & 0xFFFF
 
 
+def wire_format_for(type_oid: int) -> WireFormat:
+    """Binary for the fixed-width types of :data:`BINARY_TYPES`, text for everything else."""
+    return WireFormat.BINARY if type_oid in BINARY_TYPES else WireFormat.TEXT
+
+
+def _decimal_type(type_modifier: int) -> pa.DataType:
+    sized = numeric_precision_scale(type_modifier)
+    if sized is None:
+        return pa.string()
+    precision, scale = sized
+    if not 1 <= precision <= MAX_DECIMAL128_PRECISION or scale > precision:
+        return pa.string()
+    return pa.decimal128(precision, scale)
+
+
 def arrow_type_for(type_oid: int, type_modifier: int) -> pa.DataType:
     """The Arrow type of a column of the given wire type (see the module table)."""
-    if type_oid == NUMERIC_OID:
-        sized = numeric_precision_scale(type_modifier)
-        if sized is None or sized[0] > MAX_DECIMAL128_PRECISION:
-            return pa.string()
-        return pa.decimal128(*sized)
-    return _FIXED.get(type_oid, pa.string())
+    if type_oid == Oid.NUMERIC:
+        return _decimal_type(type_modifier)
+    return BINARY_TYPES.get(type_oid) or TEXT_TYPES.get(type_oid) or pa.string()
 
 
-def columns_from_row_description(row_desc: Sequence[dict[str, Any]]) -> list[Column]:
-    """Columns from the driver's row description (it carries the type modifiers; ``description`` does not)."""
+def column_for(name: str, type_oid: int, type_modifier: int) -> Column:
+    """The :class:`Column` of a result field."""
+    return Column(
+        name, type_oid, type_modifier, wire_format_for(type_oid), arrow_type_for(type_oid, type_modifier)
+    )
+
+
+def columns_from_row_description(row_desc: Sequence[dict]) -> list[Column]:
+    """Columns from redshift_connector's row description (it has the modifiers; ``description`` has not)."""
     columns = []
     for field in row_desc:
         label = field["label"]
         name = label.decode("utf-8") if isinstance(label, bytes) else str(label)
-        oid, modifier = int(field["type_oid"]), int(field["type_modifier"])
-        columns.append(Column(name, oid, modifier, arrow_type_for(oid, modifier)))
+        columns.append(column_for(name, int(field["type_oid"]), int(field["type_modifier"])))
     return columns
 
 
 def schema_of(columns: Sequence[Column]) -> pa.Schema:
-    """The Arrow schema of a result."""
-    return pa.schema([pa.field(c.name, c.arrow_type, nullable=True) for c in columns])
-
-
-def _as_text(value: Any) -> Any:
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, dict | list):
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    if isinstance(value, decimal.Decimal):
-        return format(value, "f")
-    if isinstance(value, dt.time | dt.datetime | dt.date):
-        return value.isoformat()
-    if isinstance(value, bytes | bytearray | memoryview):
-        return bytes(value).hex()
-    return str(value)
-
-
-def _as_binary(value: Any) -> Any:
-    if value is None or isinstance(value, bytes):
-        return value
-    if isinstance(value, str):
-        # The driver hands VARBYTE/BYTEA back as hex text on some paths ("\x..." or plain hex).
-        return bytes.fromhex(value.removeprefix("\\x"))
-    return bytes(value)
-
-
-def converter_for(arrow_type: pa.DataType) -> Callable[[Any], Any] | None:
-    """A per-value fix-up for values the driver returns in a form Arrow does not take as is."""
-    if pa.types.is_string(arrow_type):
-        return _as_text
-    if pa.types.is_binary(arrow_type):
-        return _as_binary
-    return None
-
-
-def record_batch(
-    rows: Sequence[Sequence[Any]], columns: Sequence[Column], schema: pa.Schema
-) -> pa.RecordBatch:
-    """Build an Arrow record batch from driver rows, column by column."""
-    arrays = []
-    for index, column in enumerate(columns):
-        values = [row[index] for row in rows]
-        convert = converter_for(column.arrow_type)
-        if convert is not None:
-            values = [convert(v) for v in values]
-        arrays.append(pa.array(values, type=column.arrow_type))
-    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+    """The Arrow schema of a result; each field's metadata names its Redshift type."""
+    return pa.schema(
+        [
+            pa.field(c.name, c.arrow_type, nullable=True, metadata={"rs2gcs.source_type": c.type_name})
+            for c in columns
+        ]
+    )

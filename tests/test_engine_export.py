@@ -1,0 +1,218 @@
+"""Exactly once per interval, on the real stack: re-runs, failed tries, empty results, incremental windows,
+single-node fetches and a GCS outage."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import threading
+import time
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
+
+BUCKET = "engine-export"
+TABLE = "public.rs2gcs_export_events"
+ROWS = 3000
+DAY = dt.timedelta(days=1)
+START = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+
+# Events over three days, with rows exactly on each interval boundary.
+SCHEMA_SQL = f"""
+DROP TABLE IF EXISTS {TABLE};
+CREATE TABLE {TABLE} (id bigint, updated_at timestamptz, seen_at timestamp, payload text);
+INSERT INTO {TABLE}
+SELECT g, timestamptz '2026-03-01 00:00:00+00' + (g - 1) * interval '86 seconds',
+       timestamp '2026-03-01 00:00:00' + (g - 1) * interval '86 seconds', repeat(md5(g::text), 1 + g % 4)
+FROM generate_series(1, {ROWS}) AS g;
+INSERT INTO {TABLE} VALUES (90001, '2026-03-02 00:00:00+00', '2026-03-02 00:00:00', 'boundary'),
+                           (90002, '2026-03-03 00:00:00+00', '2026-03-03 00:00:00', 'boundary');
+"""
+
+
+@pytest.fixture(scope="module")
+def loaded(stack):
+    stack.postgres.psql(
+        SCHEMA_SQL + f'GRANT SELECT ON {TABLE} TO "{stack.postgres.user}";', database=stack.postgres.database
+    )
+    stack.gcs.create_bucket(BUCKET)
+    return stack
+
+
+@pytest.fixture
+def gcs(loaded, stack_env):
+    from airflow.providers.google.cloud.hooks.gcs import GCSHook
+
+    return GCSHook(gcp_conn_id="rs2gcs_gcs")
+
+
+def export(sql: str, prefix: str, **settings):
+    from airflow.providers.amazon.aws.hooks.redshift_sql import RedshiftSQLHook
+    from airflow.providers.google.cloud.hooks.gcs import GCSHook
+
+    from airflow_rs2gcs.engine.export import run_export
+    from airflow_rs2gcs.engine.settings import ExportSettings
+
+    connection = RedshiftSQLHook(redshift_conn_id="rs2gcs_redshift").get_conn()
+    try:
+        return run_export(
+            connection=connection,
+            gcs_hook=GCSHook(gcp_conn_id="rs2gcs_gcs"),
+            sql=sql,
+            bucket=BUCKET,
+            object_prefix=prefix,
+            settings=ExportSettings(**settings),
+            data_interval=("2026-03-01T00:00:00+00:00", "2026-03-02T00:00:00+00:00"),
+            manifest_extra={"dag_id": "d", "task_id": "t"},
+        )
+    finally:
+        connection.close()
+
+
+def listing(gcs, prefix: str) -> dict[str, str]:
+    """Object name -> the MD5 GCS reports, for every object under ``prefix/``."""
+    bucket = gcs.get_conn().bucket(BUCKET)
+    return {blob.name: blob.md5_hash for blob in bucket.list_blobs(prefix=f"{prefix}/")}
+
+
+def manifest_of(gcs, prefix: str) -> dict:
+    return json.loads(gcs.download(BUCKET, f"{prefix}/_manifest.json"))
+
+
+def ids_in(gcs, manifest: dict) -> list[int]:
+    tables = [pq.read_table(io.BytesIO(gcs.download(BUCKET, o["name"]))) for o in manifest["objects"]]
+    return sorted(pa.concat_tables(tables).column("id").to_pylist())
+
+
+SMALL = {"fetch_size": 200, "batch_rows": 256, "max_file_bytes": 40_000}
+
+
+def test_the_manifest_is_last_and_lists_every_object_with_its_gcs_md5(gcs):
+    result = export(f"SELECT * FROM {TABLE}", "m/orders", **SMALL)
+    manifest = manifest_of(gcs, "m/orders")
+    present = listing(gcs, "m/orders")
+    assert result.objects == len(manifest["objects"]) > 1
+    assert {o["name"]: o["md5"] for o in manifest["objects"]} == {
+        k: v for k, v in present.items() if "part-" in k
+    }
+    assert set(present) == {o["name"] for o in manifest["objects"]} | {"m/orders/_manifest.json"}
+    assert manifest["rows"] == sum(o["rows"] for o in manifest["objects"]) == ROWS + 2
+    assert manifest["source_query"] == f"SELECT * FROM {TABLE}"
+    assert manifest["data_interval"] == {
+        "start": "2026-03-01T00:00:00+00:00",
+        "end": "2026-03-02T00:00:00+00:00",
+    }
+    assert [c["source_type"] for c in manifest["schema"]] == ["bigint", "timestamptz", "timestamp", "text"]
+    assert ids_in(gcs, manifest) == [*range(1, ROWS + 1), 90001, 90002]
+
+
+def test_rerunning_an_interval_changes_nothing_and_a_smaller_rerun_leaves_no_orphans(gcs):
+    sql = f"SELECT * FROM {TABLE}"
+    export(sql, "rerun/orders", **SMALL)
+    first = (listing(gcs, "rerun/orders"), manifest_of(gcs, "rerun/orders"))
+    export(sql, "rerun/orders", **SMALL)
+    assert (listing(gcs, "rerun/orders"), manifest_of(gcs, "rerun/orders")) == first
+    export(f"{sql} WHERE id <= 100", "rerun/orders", **SMALL)  # fewer rows, fewer files
+    manifest = manifest_of(gcs, "rerun/orders")
+    assert len(manifest["objects"]) == 1 < len(first[1]["objects"])
+    assert set(listing(gcs, "rerun/orders")) == {
+        manifest["objects"][0]["name"],
+        "rerun/orders/_manifest.json",
+    }
+    assert ids_in(gcs, manifest) == list(range(1, 101))
+
+
+def test_a_failed_try_leaves_no_manifest_and_no_objects(gcs):
+    export(f"SELECT * FROM {TABLE}", "fail/orders", **SMALL)
+    assert "fail/orders/_manifest.json" in listing(gcs, "fail/orders")
+    failing = f"SELECT id, payload, 1 / (id - 2500) AS boom FROM {TABLE}"  # division by zero at row 2500
+    with pytest.raises(Exception, match="division by zero"):
+        export(failing, "fail/orders", **SMALL)
+    assert listing(gcs, "fail/orders") == {}
+
+
+@pytest.mark.parametrize(
+    ("export_format", "compression", "extension"),
+    [("parquet", "snappy", "parquet"), ("csv", "gzip", "csv.gz"), ("jsonl", "none", "jsonl")],
+)
+def test_an_empty_result_publishes_a_manifest_with_zero_rows_and_one_empty_file(
+    gcs, export_format, compression, extension
+):
+    prefix = f"empty/{export_format}"
+    result = export(
+        f"SELECT * FROM {TABLE} WHERE false", prefix, export_format=export_format, compression=compression
+    )
+    manifest = manifest_of(gcs, prefix)
+    assert (result.rows, manifest["rows"], result.objects) == (0, 0, 1)
+    assert manifest["objects"][0]["name"] == f"{prefix}/part-00000.{extension}"
+    assert [c["name"] for c in manifest["schema"]] == ["id", "updated_at", "seen_at", "payload"]
+
+
+def test_incremental_runs_over_consecutive_intervals_add_up_to_the_table(gcs):
+    from airflow.sdk import DAG
+
+    from airflow_rs2gcs.transfers.redshift_to_gcs import RedshiftToGCSOperator
+
+    landed: list[int] = []
+    for column in ("updated_at", "seen_at"):  # timestamptz, and a naive timestamp read as UTC
+        landed.clear()
+        for day in range(4):
+            start, end = START + day * DAY, START + (day + 1) * DAY
+            with DAG(f"incremental_{column}_{day}", schedule=None):
+                operator = RedshiftToGCSOperator(
+                    task_id="t",
+                    sql=f"SELECT * FROM {TABLE}",
+                    bucket=BUCKET,
+                    object_prefix=f"incremental/{column}/dt={start:%Y-%m-%d}",
+                    redshift_conn_id="rs2gcs_redshift",
+                    gcp_conn_id="rs2gcs_gcs",
+                    incremental_column=column,
+                )
+            result = operator.execute({"data_interval_start": start, "data_interval_end": end})  # type: ignore[arg-type]
+            ids = ids_in(gcs, manifest_of(gcs, result["object_prefix"]))
+            assert len(ids) == result["rows"]
+            landed += ids
+            if day == 1:  # the row exactly at 2026-03-02 00:00 belongs to the interval it starts
+                assert 90001 in ids
+        assert sorted(landed) == [*range(1, ROWS + 1), 90001, 90002], column
+
+
+def test_single_node_clusters_fetch_at_most_1000_rows(gcs):
+    from airflow_rs2gcs.transfers.redshift_to_gcs import RedshiftToGCSOperator
+
+    operator = RedshiftToGCSOperator(
+        task_id="t",
+        sql=f"SELECT * FROM {TABLE}",
+        bucket=BUCKET,
+        object_prefix="single",
+        single_node_cluster=True,
+    )
+    assert operator.fetch_size == 1000
+    result = export(f"SELECT * FROM {TABLE}", "single/orders", fetch_size=operator.fetch_size)
+    assert result.rows == ROWS + 2
+
+
+def test_a_gcs_outage_during_the_export_is_retried(gcs, loaded):
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = export(f"SELECT * FROM {TABLE}", "outage/orders", **SMALL)
+        except BaseException as exc:  # reported below
+            outcome["error"] = exc
+
+    loaded.gcs.stop()
+    worker = threading.Thread(target=run)
+    worker.start()
+    try:
+        time.sleep(2.5)  # the export starts against a dead endpoint and retries
+    finally:
+        loaded.gcs.start()  # from the main thread: the emulator dies with the thread that starts it
+    worker.join(timeout=300)
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome["result"].rows == ROWS + 2
+    assert ids_in(gcs, manifest_of(gcs, "outage/orders")) == [*range(1, ROWS + 1), 90001, 90002]

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, Param, task
+from airflow.sdk import DAG, AssetAlias, Param, task
 
 from airflow_rs2gcs.engine.paths import interval_partition, manual_partition, table_root
 from airflow_rs2gcs.outcomes import table_outcomes, totals
@@ -30,6 +30,7 @@ from airflow_rs2gcs.webhooks import deliver
 log = logging.getLogger(__name__)
 
 SYNC_DAG_PREFIX = "rs2gcs_sync__"
+REDSHIFT_POOL_PREFIX = "rs2gcs_redshift__"
 VARIABLE_ERROR_DAG_ID = "rs2gcs_tenants_invalid"
 DEFAULT_START_DATE = dt.datetime(2026, 1, 1)
 SYNC_RETRIES = 2
@@ -38,10 +39,24 @@ SYNC_RETRY_DELAY = dt.timedelta(minutes=1)
 
 def sync_dag_id(tenant_id: str) -> str:
     """``rs2gcs_sync__<tenant_id>``; an id that cannot be part of a DAG id gets a stable stand-in."""
-    if TENANT_ID_PATTERN.match(tenant_id):
+    if TENANT_ID_PATTERN.fullmatch(tenant_id):
         return f"{SYNC_DAG_PREFIX}{tenant_id}"
     digest = hashlib.sha256(tenant_id.encode("utf-8", "surrogatepass")).hexdigest()[:12]
     return f"{SYNC_DAG_PREFIX}invalid_id_{digest}"
+
+
+def redshift_pool(redshift_conn_id: str) -> str:
+    """The Airflow pool that bounds concurrent table syncs on one Redshift connection, for all tenants.
+
+    Create it before enabling tenants (``airflow pools set rs2gcs_redshift__<conn_id> 4 "..."``):
+    Airflow 3.3 never schedules a task whose pool does not exist (see the README).
+    """
+    return f"{REDSHIFT_POOL_PREFIX}{redshift_conn_id}"
+
+
+def tables_asset_alias(tenant_id: str) -> AssetAlias:
+    """The alias through which each ``sync_table`` task emits its table's Asset (``gs://bucket/prefix/...``)."""
+    return AssetAlias(f"{SYNC_DAG_PREFIX}{tenant_id}")
 
 
 def _doc(tenant: Tenant) -> str:
@@ -172,6 +187,8 @@ def build_sync_dag(tenant: Tenant) -> DAG:
             gcp_conn_id=tenant.gcp_conn_id,
             bucket=tenant.bucket,
             export_format=tenant.format,
+            pool=redshift_pool(tenant.redshift_conn_id),
+            outlets=[tables_asset_alias(tenant.tenant_id)],
         ).expand_kwargs(planned)
         exports >> summary(planned)
     return dag

@@ -6,26 +6,32 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.amazon.aws.hooks.redshift_sql import RedshiftSQLHook
-from airflow.providers.google.cloud.hooks.gcs import GCSHook
-from airflow.sdk import BaseOperator
+from airflow.sdk import Asset, AssetAlias, BaseOperator
 
-from airflow_rs2gcs.engine.encoders import check_format
-from airflow_rs2gcs.engine.export import ExportSettings, run_export
-from airflow_rs2gcs.engine.paths import check_object_prefix
+from airflow_rs2gcs.engine.paths import check_object_prefix, dataset_root
+from airflow_rs2gcs.engine.settings import SINGLE_NODE_MAX_FETCH, ExportSettings, check_format
 from airflow_rs2gcs.sql import windowed
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+DEFAULTS = ExportSettings()
+
 
 class RedshiftToGCSOperator(BaseOperator):
     """Copy the result of a Redshift query into ``gs://<bucket>/<object_prefix>/``, then publish a manifest.
 
-    Rows are streamed through a server-side cursor (bounded memory), encoded as Parquet, CSV or JSON
-    Lines, rolled into files of at most ``max_file_bytes`` and uploaded while the next batch is read.
-    ``<object_prefix>/_manifest.json`` is written last; an earlier try's objects in the same folder
-    that the new manifest does not list are deleted, so re-running an interval never duplicates rows.
+    Rows stream through a server-side cursor (``DECLARE``/``FETCH FORWARD``, memory bounded by one batch)
+    and are decoded column by column into Arrow, encoded as Parquet, CSV or JSON Lines with one type
+    mapping (see the README's "Sync engine" section), rolled into files of about ``max_file_bytes`` and
+    uploaded while the next batches are read. ``<object_prefix>/_manifest.json`` is written last;
+    objects of an earlier try in the same folder that the new manifest does not list are deleted, so
+    re-running an interval never duplicates rows, and a failed try leaves no manifest.
+
+    Lineage: the table's Asset is ``gs://<bucket>/<object_prefix without trailing key=value
+    partition segments>``. Through each ``AssetAlias`` in ``outlets`` the task emits an event for
+    that Asset (this is how mapped tasks get one Asset per table); on each ``Asset`` outlet it sets the
+    event's extra. The extra holds rows, bytes, objects, the manifest URI and the data interval.
 
     :param sql: the SELECT to export (templated; ``.sql`` files are read).
     :param bucket: target GCS bucket (templated).
@@ -34,11 +40,16 @@ class RedshiftToGCSOperator(BaseOperator):
     :param redshift_conn_id: Airflow connection of type ``redshift``.
     :param gcp_conn_id: Airflow connection of type ``google_cloud_platform``.
     :param export_format: ``parquet`` (default), ``csv`` or ``jsonl``.
-    :param compression: ``snappy`` (Parquet default), ``zstd``, ``gzip`` or ``none``.
+    :param compression: Parquet: ``snappy`` (default), ``zstd``, ``gzip`` or ``none``; CSV and JSON
+        Lines: ``none`` (default) or ``gzip``.
     :param incremental_column: when set, only rows with
-        ``data_interval_start <= incremental_column < data_interval_end`` are exported (templated).
-    :param fetch_size: rows per FETCH FORWARD (at most 1000 on single-node Redshift clusters).
-    :param max_file_bytes: size at which a new data file is started.
+        ``data_interval_start <= incremental_column < data_interval_end`` are exported (templated);
+        when ``None`` the whole result is (full mode).
+    :param fetch_size: rows per ``FETCH FORWARD``.
+    :param single_node_cluster: the cluster is single-node, which allows at most 1000 rows per FETCH;
+        ``fetch_size`` is capped accordingly.
+    :param batch_rows: rows decoded at a time (Parquet row groups gather about 64k rows).
+    :param max_file_bytes: size at which a data file is finished, uploaded, and a new one started.
     :param max_uploads_in_flight: uploads running or queued at once.
     :param impersonation_chain: optional service account(s) to impersonate for GCS (templated).
     """
@@ -65,9 +76,11 @@ class RedshiftToGCSOperator(BaseOperator):
         export_format: str = "parquet",
         compression: str | None = None,
         incremental_column: str | None = None,
-        fetch_size: int = 10_000,
-        max_file_bytes: int = 256 * 1024 * 1024,
-        max_uploads_in_flight: int = 2,
+        fetch_size: int = DEFAULTS.fetch_size,
+        single_node_cluster: bool = False,
+        batch_rows: int = DEFAULTS.batch_rows,
+        max_file_bytes: int = DEFAULTS.max_file_bytes,
+        max_uploads_in_flight: int = DEFAULTS.max_uploads_in_flight,
         impersonation_chain: str | Sequence[str] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -80,7 +93,9 @@ class RedshiftToGCSOperator(BaseOperator):
         self.export_format = export_format
         self.compression = check_format(export_format, compression)
         self.incremental_column = incremental_column
-        self.fetch_size = fetch_size
+        self.fetch_size = min(fetch_size, SINGLE_NODE_MAX_FETCH) if single_node_cluster else fetch_size
+        self.single_node_cluster = single_node_cluster
+        self.batch_rows = batch_rows
         self.max_file_bytes = max_file_bytes
         self.max_uploads_in_flight = max_uploads_in_flight
         self.impersonation_chain = impersonation_chain
@@ -96,18 +111,30 @@ class RedshiftToGCSOperator(BaseOperator):
             )
         return windowed(self.sql, self.incremental_column, start, end)
 
+    def settings(self) -> ExportSettings:
+        """The engine settings of this task."""
+        return ExportSettings(
+            export_format=self.export_format,
+            compression=self.compression,
+            fetch_size=self.fetch_size,
+            batch_rows=self.batch_rows,
+            max_file_bytes=self.max_file_bytes,
+            max_uploads_in_flight=self.max_uploads_in_flight,
+        )
+
     def execute(self, context: Context) -> dict[str, Any]:
+        # Imported here: the hooks, numpy and pyarrow cost seconds and ~100 MB at DAG parse time.
+        from airflow.providers.amazon.aws.hooks.redshift_sql import RedshiftSQLHook
+        from airflow.providers.google.cloud.hooks.gcs import GCSHook
+
+        from airflow_rs2gcs.engine.export import run_export
+
         object_prefix = check_object_prefix(self.object_prefix)
         sql = self._query(context)
         start, end = context.get("data_interval_start"), context.get("data_interval_end")
         interval = (start.isoformat() if start else None, end.isoformat() if end else None)
-        settings = ExportSettings(
-            export_format=self.export_format,
-            compression=self.compression,
-            fetch_size=self.fetch_size,
-            max_file_bytes=self.max_file_bytes,
-            max_uploads_in_flight=self.max_uploads_in_flight,
-        )
+        mode = f"incremental on {self.incremental_column}" if self.incremental_column else "full"
+        self.log.info("exporting (%s) to gs://%s/%s as %s", mode, self.bucket, object_prefix, self.settings())
         gcs_hook = GCSHook(gcp_conn_id=self.gcp_conn_id, impersonation_chain=self.impersonation_chain)
         connection = RedshiftSQLHook(redshift_conn_id=self.redshift_conn_id).get_conn()
         try:
@@ -117,16 +144,36 @@ class RedshiftToGCSOperator(BaseOperator):
                 sql=sql,
                 bucket=self.bucket,
                 object_prefix=object_prefix,
-                settings=settings,
+                settings=self.settings(),
                 data_interval=interval,
                 manifest_extra={"dag_id": self.dag_id, "task_id": self.task_id},
             )
         finally:
             connection.close()
-        return {
+        outcome = {
             **asdict(result),
             "bucket": self.bucket,
             "object_prefix": object_prefix,
             "data_interval_start": interval[0],
             "data_interval_end": interval[1],
         }
+        self._emit_asset_events(context, outcome)
+        return outcome
+
+    def _emit_asset_events(self, context: Context, outcome: dict[str, Any]) -> None:
+        """Attach the outcome to Asset outlets, and emit this table's Asset through AssetAlias outlets."""
+        events = context.get("outlet_events")
+        if events is None:  # run outside a task runner (e.g. the benchmark)
+            return
+        uri = f"gs://{self.bucket}/{dataset_root(outcome['object_prefix'])}"
+        extra = {key: outcome[key] for key in ("rows", "bytes", "objects")}
+        extra |= {
+            "manifest": f"gs://{self.bucket}/{outcome['manifest']}",
+            "data_interval_start": outcome["data_interval_start"],
+            "data_interval_end": outcome["data_interval_end"],
+        }
+        for outlet in self.outlets:
+            if isinstance(outlet, AssetAlias):
+                events[outlet].add(Asset(uri), extra=extra)
+            elif isinstance(outlet, Asset):
+                events[outlet].extra.update(extra)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sqlite3
 import textwrap
@@ -61,6 +62,18 @@ def test_settings_are_checked_when_the_dag_is_built():
             export_format="csv",
             compression="zstd",
         )
+
+
+def test_an_incremental_export_refuses_a_zero_length_interval():
+    """A manual run of an unscheduled DAG has start == end: the window would silently match no row."""
+    operator = RedshiftToGCSOperator(
+        task_id="t", sql="SELECT * FROM t", bucket="b", object_prefix="p", incremental_column="updated_at"
+    )
+    moment = dt.datetime(2026, 11, 30, 9, 26, tzinfo=dt.UTC)
+    with pytest.raises(ValueError, match=r"positive length.*manual-only tenant cannot be incremental"):
+        operator._query({"data_interval_start": moment, "data_interval_end": moment})
+    later = moment + dt.timedelta(hours=1)
+    assert "updated_at" in operator._query({"data_interval_start": moment, "data_interval_end": later})
 
 
 def test_the_sync_dag_maps_tables_into_the_connections_pool_with_an_asset_per_table():

@@ -109,6 +109,13 @@ class RedshiftToGCSOperator(BaseOperator):
                 f"incremental export on {self.incremental_column!r} needs a data interval, and this run has "
                 "none; trigger it with a logical date or run it as a full refresh"
             )
+        if start >= end:
+            # Unscheduled DAGs give manual runs a zero-length interval: the window would match no row.
+            raise ValueError(
+                f"incremental export on {self.incremental_column!r} needs a data interval of positive "
+                f"length, and this run's is [{start.isoformat()}, {end.isoformat()}); give the DAG a "
+                "schedule (a manual-only tenant cannot be incremental) or run it as a full refresh"
+            )
         return windowed(self.sql, self.incremental_column, start, end)
 
     def settings(self) -> ExportSettings:

@@ -60,12 +60,14 @@ def build_connect_dag() -> DAG:
         "redshift_conn_id": Param(type="string", minLength=1, title="Redshift connection id"),
         "gcp_conn_id": Param(type="string", minLength=1, title="GCP connection id"),
         "bucket": Param(type="string", minLength=3, title="GCS bucket"),
+        # Nullable: the UI's trigger form requires every non-null type and refuses an empty string.
         "prefix": Param(
-            "", type="string", title="Object prefix", description="Optional folder in the bucket."
+            None, type=["null", "string"], title="Object prefix", description="Optional folder in the bucket."
         ),
         "webhooks": Param(
             [],
             type="array",
+            items={"type": "object"},  # a JSON editor in the form; plain arrays render as lines of strings
             title="Webhooks",
             description='JSON list: [{"id": "wh_1", "url": "https://...", "secret_conn_id": "..."}]',
         ),
@@ -117,8 +119,8 @@ def build_configure_dag() -> DAG:
             values_display={o.value: o.label for o in SYNC_FREQUENCIES},
         ),
         "cron": Param(
-            "",
-            type="string",
+            None,
+            type=["null", "string"],  # the UI's form requires every non-null type: "" blocked Trigger
             title="Custom cron (optional)",
             description="A 5-field cron expression; when set it replaces the sync frequency.",
         ),

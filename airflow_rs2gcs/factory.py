@@ -201,6 +201,9 @@ def build_error_dag(dag_id: str, subject: str, error: str) -> DAG:
         schedule=None,
         start_date=pendulum.instance(DEFAULT_START_DATE, tz="UTC"),
         catchup=False,
+        # Unpaused, though it has no schedule: a placeholder shares the tenant's sync DAG id, and the
+        # paused flag outlives the fix, so a paused placeholder would leave the fixed tenant paused.
+        is_paused_upon_creation=False,
         tags=["rs2gcs", "rs2gcs:invalid"],
         doc_md=f"### Invalid rs2gcs configuration: `{subject}`\n\nFix it in the `rs2gcs_tenants` "
         f"Variable:\n\n```\n{error}\n```",

@@ -68,6 +68,9 @@ def test_broken_tenant_becomes_a_placeholder_and_never_hides_the_others(caplog):
     assert placeholder.task_ids == ["invalid_configuration"]
     assert "syncFrequency" in placeholder.doc_md and "'5min'" in placeholder.doc_md
     assert "rs2gcs:invalid" in placeholder.tags
+    # Unpaused like a ready tenant's DAG: the paused flag stays with the DAG id once the entry is fixed.
+    assert placeholder.is_paused_upon_creation is False
+    assert dags["rs2gcs_sync__acme"].is_paused_upon_creation is False
     assert any(d.startswith("rs2gcs_sync__invalid_id_") for d in dags)  # 'bad/id' cannot be a DAG id
     assert "rs2gcs_sync__half" not in dags and "rs2gcs_sync__gone" not in dags
     assert "tenant 'moon': field 'syncFrequency'" in caplog.text

@@ -16,6 +16,7 @@ from typing import Any, Literal, get_args
 import pendulum
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from airflow_rs2gcs.query_check import QueryNotAllowed, check_read_only_select
 from airflow_rs2gcs.schedules import normalise_frequency
 
 SOURCE = "redshift_to_gcs"
@@ -68,7 +69,7 @@ class TableSpec(_Strict):
     @field_validator("name")
     @classmethod
     def _check_name(cls, value: str) -> str:
-        if not TABLE_NAME_PATTERN.match(value):
+        if not TABLE_NAME_PATTERN.fullmatch(value):
             raise ValueError(
                 f"{value!r} is not a table name; allowed: schema.table or table, each part letters, "
                 "digits, '_' or '$', starting with a letter or '_'"
@@ -78,16 +79,22 @@ class TableSpec(_Strict):
     @field_validator("cursor_column")
     @classmethod
     def _check_cursor_column(cls, value: str | None) -> str | None:
-        if value is not None and not COLUMN_PATTERN.match(value):
+        if value is not None and not COLUMN_PATTERN.fullmatch(value):
             raise ValueError(f"{value!r} is not a column name; allowed: letters, digits, '_' or '$'")
         return value
 
     @field_validator("query")
     @classmethod
     def _check_query(cls, value: str | None) -> str | None:
-        if value is not None and not value.strip():
+        if value is None:
+            return None
+        if not value.strip():
             raise ValueError("an empty query; give a SELECT or leave the key out")
-        return value
+        # The same gate as rs2gcs_configure: an entry written by hand must not run anything else.
+        try:
+            return check_read_only_select(value)
+        except QueryNotAllowed as exc:
+            raise ValueError(f"{value!r} is not allowed: {exc}") from None
 
     @model_validator(mode="after")
     def _incremental_needs_cursor(self) -> TableSpec:
@@ -149,7 +156,7 @@ class Tenant(_Strict):
     @field_validator("tenant_id")
     @classmethod
     def _check_tenant_id(cls, value: str) -> str:
-        if not TENANT_ID_PATTERN.match(value):
+        if not TENANT_ID_PATTERN.fullmatch(value):
             raise ValueError(
                 f"{value!r} is not a tenant id; allowed: 1-63 letters, digits, '_' or '-', "
                 "starting with a letter or digit"
@@ -166,7 +173,7 @@ class Tenant(_Strict):
     @field_validator("bucket")
     @classmethod
     def _check_bucket(cls, value: str | None) -> str | None:
-        if value is not None and not BUCKET_PATTERN.match(value):
+        if value is not None and not BUCKET_PATTERN.fullmatch(value):
             raise ValueError(
                 f"{value!r} is not a GCS bucket name; allowed: 3-63 lowercase letters, digits, '-' or '_', "
                 "starting and ending with a letter or digit"
@@ -178,7 +185,7 @@ class Tenant(_Strict):
     def _check_prefix(cls, value: str) -> str:
         segments = [s for s in value.strip("/").split("/") if s]
         for segment in segments:
-            if segment in {".", ".."} or not PREFIX_SEGMENT_PATTERN.match(segment):
+            if segment in {".", ".."} or not PREFIX_SEGMENT_PATTERN.fullmatch(segment):
                 raise ValueError(
                     f"{value!r} is not an object prefix; allowed: '/'-separated segments of letters, digits, "
                     "'.', '_', '=' or '-' (no '.' or '..' segments)"
@@ -260,6 +267,19 @@ def _describe(error: Mapping[str, Any]) -> str:
 
 def parse_tenant(tenant_id: str, entry: Any) -> Tenant:
     """Validate one entry of the Variable; raise :class:`TenantConfigError` listing every problem."""
+    if not TENANT_ID_PATTERN.fullmatch(tenant_id):
+        # Checked on the raw key: the model strips whitespace, so " acme" would otherwise pass as
+        # "acme" and share that tenant's DAG id and object prefix.
+        raise TenantConfigError(
+            tenant_id,
+            [
+                (
+                    "tenant_id",
+                    f"{tenant_id!r} is not a tenant id; allowed: 1-63 letters, digits, '_' or '-', "
+                    "starting with a letter or digit",
+                )
+            ],
+        )
     if not isinstance(entry, Mapping):
         raise TenantConfigError(
             tenant_id, [("(entry)", f"must be a JSON object, got {type(entry).__name__}")]
@@ -269,5 +289,14 @@ def parse_tenant(tenant_id: str, entry: Any) -> Tenant:
     try:
         return Tenant.model_validate({**entry, "tenant_id": tenant_id})
     except ValidationError as exc:
-        problems = [(_field_path(Tenant, err["loc"]), _describe(err)) for err in exc.errors()]
+        problems = [_problem(err) for err in exc.errors()]
         raise TenantConfigError(tenant_id, problems) from None
+
+
+def _problem(error: Mapping[str, Any]) -> tuple[str, str]:
+    """(field, message) of one validation error; entry-wide checks name their field as 'field: ...'."""
+    field, message = _field_path(Tenant, error["loc"]), _describe(error)
+    head, _, rest = message.partition(": ")
+    if not error["loc"] and rest and head in _known_keys(Tenant):
+        return head, rest
+    return field, message

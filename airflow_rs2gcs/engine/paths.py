@@ -41,7 +41,7 @@ def check_object_prefix(object_prefix: str) -> str:
     """Return a normalised prefix; refuse one that is empty, absolute, or has ``.``/``..``/odd segments."""
     relative = object_prefix.strip().rstrip("/")
     segments = relative.split("/")
-    bad = [s for s in segments if s in {"", ".", ".."} or not _SAFE_SEGMENT.match(s)]
+    bad = [s for s in segments if s in {"", ".", ".."} or not _SAFE_SEGMENT.fullmatch(s)]
     if not relative or bad:
         raise ValueError(
             f"object prefix {object_prefix!r} is not allowed: it must be a relative path of segments made of "

@@ -251,6 +251,19 @@ class ConfigureTenantOperator(BaseOperator):
             raise LifecycleError(f"tenant {self.tenant_id!r}: field 'tables': select at least one table")
         return specs
 
+    def _check_queries(self, specs: list[dict[str, Any]]) -> None:
+        """Refuse every custom query that is not one read-only SELECT, all in one message."""
+        problems = []
+        for spec in specs:
+            if spec.get("query"):
+                try:
+                    spec["query"] = check_read_only_select(str(spec["query"]))
+                except QueryNotAllowed as exc:
+                    where = f"tenant {self.tenant_id!r}, table {spec['name']!r}"
+                    problems.append(f"{where}: field 'query' is not allowed: {exc}")
+        if problems:
+            raise LifecycleError("; ".join(problems))
+
     def _list_available(self, hook: RedshiftCatalogHook) -> list[str]:
         available: list[str] = []
         limit = None if self.limit in (None, "") else int(self.limit)
@@ -289,6 +302,7 @@ class ConfigureTenantOperator(BaseOperator):
     def execute(self, context: Context) -> list[str]:
         entry = self._connected_entry()
         specs = self._table_specs()
+        self._check_queries(specs)
         settings = {
             "tables": specs,
             "syncFrequency": self.sync_frequency,

@@ -27,6 +27,7 @@ from typing import Any
 import requests
 from google.api_core import exceptions as api_exceptions
 from google.auth import exceptions as auth_exceptions
+from google.cloud.storage.retry import DEFAULT_RETRY
 
 from airflow_rs2gcs.engine.encoders import LocalFile
 from airflow_rs2gcs.engine.memory import release_free_memory
@@ -37,6 +38,11 @@ UPLOAD_ATTEMPTS = 6
 UPLOAD_TIMEOUT = (60, 300)  # connect, read (seconds)
 BACKOFF_SECONDS = 1.0
 BACKOFF_MAX_SECONDS = 30.0
+# The storage client retries each call for up to 120 s by itself; under our 6 tries that would make a
+# dead endpoint fail a try only after ~12 minutes. A 20 s client budget per call (30 s per request)
+# keeps the worst case near 2.5 minutes while still riding through outages of about that length.
+CLIENT_RETRY = DEFAULT_RETRY.with_timeout(20.0)
+CLIENT_TIMEOUT = 30.0
 _RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _RETRYABLE_TYPES = (
     ConnectionError,
@@ -93,10 +99,14 @@ def backoff_delay(attempt: int, base: float = BACKOFF_SECONDS, cap: float = BACK
 def with_retries(
     action: Callable[[], Any],
     what: str,
-    attempts: int = UPLOAD_ATTEMPTS,
+    attempts: int | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Any:
-    """Run ``action``; retry transient failures up to ``attempts`` tries in all, then re-raise."""
+    """Run ``action``; retry transient failures up to ``attempts`` tries in all, then re-raise.
+
+    ``attempts`` defaults to ``UPLOAD_ATTEMPTS``, read at call time.
+    """
+    attempts = attempts or UPLOAD_ATTEMPTS
     for attempt in range(1, attempts + 1):
         try:
             return action()
@@ -134,7 +144,9 @@ def upload_file(gcs_hook: Any, bucket: str, object_name: str, path: str, content
 
     def attempt() -> None:
         blob = gcs_hook.get_conn().bucket(bucket).blob(object_name)
-        session_url = blob.create_resumable_upload_session(content_type=content_type, size=size)
+        session_url = blob.create_resumable_upload_session(
+            content_type=content_type, size=size, timeout=CLIENT_TIMEOUT, retry=CLIENT_RETRY
+        )
         stored = _put_file(session_url, path, size).get("md5Hash")
         if stored is not None and stored != md5:
             raise UploadIntegrityError(f"gs://{bucket}/{object_name} has MD5 {stored}, the file {md5}")
@@ -196,6 +208,7 @@ def delete_object(gcs_hook: Any, bucket: str, object_name: str) -> None:
 
     def attempt() -> None:
         with contextlib.suppress(api_exceptions.NotFound):
-            gcs_hook.get_conn().bucket(bucket).blob(object_name).delete()
+            blob = gcs_hook.get_conn().bucket(bucket).blob(object_name)
+            blob.delete(timeout=CLIENT_TIMEOUT, retry=CLIENT_RETRY)
 
     with_retries(attempt, f"delete of gs://{bucket}/{object_name}")

@@ -70,7 +70,7 @@ def test_an_incremental_export_refuses_a_zero_length_interval():
         task_id="t", sql="SELECT * FROM t", bucket="b", object_prefix="p", incremental_column="updated_at"
     )
     moment = dt.datetime(2026, 11, 30, 9, 26, tzinfo=dt.UTC)
-    with pytest.raises(ValueError, match=r"positive length.*manual-only tenant cannot be incremental"):
+    with pytest.raises(ValueError, match=r"positive length.*manual-only tenant"):
         operator._query({"data_interval_start": moment, "data_interval_end": moment})
     later = moment + dt.timedelta(hours=1)
     assert "updated_at" in operator._query({"data_interval_start": moment, "data_interval_end": later})

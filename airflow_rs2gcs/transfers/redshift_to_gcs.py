@@ -113,8 +113,9 @@ class RedshiftToGCSOperator(BaseOperator):
             # Unscheduled DAGs give manual runs a zero-length interval: the window would match no row.
             raise ValueError(
                 f"incremental export on {self.incremental_column!r} needs a data interval of positive "
-                f"length, and this run's is [{start.isoformat()}, {end.isoformat()}); give the DAG a "
-                "schedule (a manual-only tenant cannot be incremental) or run it as a full refresh"
+                f"length, and this run's is [{start.isoformat()}, {end.isoformat()}); a DAG without a "
+                "schedule (a manual-only tenant) needs the interval given when triggered (REST API "
+                "data_interval_start/end), else give it a schedule or run it as a full refresh"
             )
         return windowed(self.sql, self.incremental_column, start, end)
 

@@ -216,3 +216,20 @@ def test_a_gcs_outage_during_the_export_is_retried(gcs, loaded):
     assert "error" not in outcome, outcome.get("error")
     assert outcome["result"].rows == ROWS + 2
     assert ids_in(gcs, manifest_of(gcs, "outage/orders")) == [*range(1, ROWS + 1), 90001, 90002]
+
+
+def test_the_export_runs_read_only_so_a_write_hidden_in_a_function_is_refused(loaded, gcs):
+    """The query gate refuses side effects by name; a user-defined function is stopped by the server."""
+    pg = loaded.postgres
+    pg.psql(
+        "DROP TABLE IF EXISTS public.rs2gcs_export_victim; CREATE TABLE public.rs2gcs_export_victim (i int);"
+        "CREATE OR REPLACE FUNCTION public.rs2gcs_sneaky() RETURNS int LANGUAGE sql AS "
+        "$$ INSERT INTO public.rs2gcs_export_victim VALUES (1); SELECT 1 $$;"
+        f'GRANT ALL ON public.rs2gcs_export_victim TO "{pg.user}";',
+        database=pg.database,
+    )
+    with pytest.raises(Exception, match="read-only transaction"):
+        export("SELECT public.rs2gcs_sneaky() AS one", "readonly/sneaky")
+    assert pg.psql("SELECT count(*) FROM public.rs2gcs_export_victim", database=pg.database).strip() == "0"
+    assert "readonly/sneaky/_manifest.json" not in listing(gcs, "readonly/sneaky")
+    assert export(f"SELECT id FROM {TABLE} WHERE id <= 10", "readonly/plain").rows == 10

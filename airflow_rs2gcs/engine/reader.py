@@ -7,9 +7,11 @@ cursor's result is materialised on the leader node, and single-node clusters all
 per FETCH (:data:`SINGLE_NODE_MAX_FETCH`). Rows are decoded ``batch_rows`` at a time (fewer when
 ``batch_bytes`` of wide rows arrived first): small batches keep the decoder's scratch memory small.
 
-The session runs with ``DateStyle`` ISO (the text form the decoder parses) and time zone UTC (so an
-incremental window compares naive TIMESTAMP and DATE cursor columns as UTC); both are undone with the
-transaction, which is always rolled back: the export only reads.
+The transaction is opened ``READ ONLY`` (``BEGIN READ ONLY``, valid on Redshift and PostgreSQL): the
+query gate refuses side-effecting SQL by name, but only the server can stop a write hidden in a
+user-defined function. The session runs with ``DateStyle`` ISO (the text form the decoder parses) and
+time zone UTC (so an incremental window compares naive TIMESTAMP and DATE cursor columns as UTC); both
+are undone with the transaction, which is always rolled back: the export only reads.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from airflow_rs2gcs.engine.wire import RawRowCapture, UnsupportedDriverError, re
 
 log = logging.getLogger(__name__)
 
+BEGIN_READ_ONLY = "BEGIN READ ONLY"
 SESSION_SETTINGS = ("SET datestyle TO 'ISO, MDY'", "SET timezone TO 'UTC'")
 
 
@@ -72,7 +75,10 @@ class CursorReader:
         """Yield the result as record batches; :attr:`columns` and :attr:`schema` are set before the first."""
         cursor = self.connection.cursor()
         name = f"rs2gcs_{uuid.uuid4().hex[:16]}"
+        # In autocommit mode the driver sends no plain BEGIN of its own, so ours opens the transaction.
+        autocommit, self.connection.autocommit = self.connection.autocommit, True
         try:
+            cursor.execute(BEGIN_READ_ONLY)
             for statement in SESSION_SETTINGS:
                 cursor.execute(statement)
             cursor.execute(f"DECLARE {name} NO SCROLL CURSOR FOR {self.sql}")
@@ -82,6 +88,7 @@ class CursorReader:
         finally:
             cursor.close()
             self._end_transaction()
+            self.connection.autocommit = autocommit
 
     def _fetch_all(self, cursor: Any, capture: RawRowCapture, name: str) -> Iterator[pa.RecordBatch]:
         pending: list[bytes] = []

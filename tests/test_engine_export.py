@@ -12,6 +12,7 @@ import time
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from stack_exports import export_through_engine
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -51,26 +52,8 @@ def gcs(loaded, stack_env):
 
 
 def export(sql: str, prefix: str, **settings):
-    from airflow.providers.amazon.aws.hooks.redshift_sql import RedshiftSQLHook
-    from airflow.providers.google.cloud.hooks.gcs import GCSHook
-
-    from airflow_rs2gcs.engine.export import run_export
-    from airflow_rs2gcs.engine.settings import ExportSettings
-
-    connection = RedshiftSQLHook(redshift_conn_id="rs2gcs_redshift").get_conn()
-    try:
-        return run_export(
-            connection=connection,
-            gcs_hook=GCSHook(gcp_conn_id="rs2gcs_gcs"),
-            sql=sql,
-            bucket=BUCKET,
-            object_prefix=prefix,
-            settings=ExportSettings(**settings),
-            data_interval=("2026-03-01T00:00:00+00:00", "2026-03-02T00:00:00+00:00"),
-            manifest_extra={"dag_id": "d", "task_id": "t"},
-        )
-    finally:
-        connection.close()
+    interval = ("2026-03-01T00:00:00+00:00", "2026-03-02T00:00:00+00:00")
+    return export_through_engine(sql, BUCKET, prefix, interval, "d", **settings)
 
 
 def listing(gcs, prefix: str) -> dict[str, str]:

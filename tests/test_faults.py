@@ -35,6 +35,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from pytest_httpserver import HTTPServer
+from stack_exports import export_through_engine
 from werkzeug import Request, Response
 
 from airflow_rs2gcs.devstack.airflow_home import DAGS_FOLDER, AirflowHome
@@ -157,26 +158,7 @@ def assert_exact_export(stack, gcs, prefix: str, source: list[tuple]) -> None:
 
 def export(sql: str, prefix: str, **settings: Any):
     """One export through the engine with the real hooks (as the operator runs it)."""
-    from airflow.providers.amazon.aws.hooks.redshift_sql import RedshiftSQLHook
-    from airflow.providers.google.cloud.hooks.gcs import GCSHook
-
-    from airflow_rs2gcs.engine.export import run_export
-    from airflow_rs2gcs.engine.settings import ExportSettings
-
-    connection = RedshiftSQLHook(redshift_conn_id="rs2gcs_redshift").get_conn()
-    try:
-        return run_export(
-            connection=connection,
-            gcs_hook=GCSHook(gcp_conn_id="rs2gcs_gcs"),
-            sql=sql,
-            bucket=BUCKET,
-            object_prefix=prefix,
-            settings=ExportSettings(**settings),
-            data_interval=INTERVAL,
-            manifest_extra={"dag_id": "faults", "task_id": "t"},
-        )
-    finally:
-        connection.close()
+    return export_through_engine(sql, BUCKET, prefix, INTERVAL, "faults", **settings)
 
 
 class Background:

@@ -187,6 +187,7 @@ def build_sync_dag(tenant: Tenant) -> DAG:
             gcp_conn_id=tenant.gcp_conn_id,
             bucket=tenant.bucket,
             export_format=tenant.format,
+            single_node_cluster=tenant.single_node_cluster,
             pool=redshift_pool(tenant.redshift_conn_id),
             outlets=[tables_asset_alias(tenant.tenant_id)],
         ).expand_kwargs(planned)

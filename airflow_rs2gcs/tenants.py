@@ -148,6 +148,7 @@ class Tenant(_Strict):
     tables: tuple[TableSpec, ...] = ()
     webhooks: tuple[Webhook, ...] = ()
     catchup: bool = False
+    single_node_cluster: bool = False
     owner: str = "rs2gcs"
     connected_at: str | None = None
     configured_at: str | None = None

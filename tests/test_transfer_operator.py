@@ -92,6 +92,24 @@ def test_the_sync_dag_maps_tables_into_the_connections_pool_with_an_asset_per_ta
     assert task.pool == redshift_pool("redshift_acme") == "rs2gcs_redshift__redshift_acme"
     assert task.outlets == [tables_asset_alias("acme")]
     assert tables_asset_alias("acme").name == "rs2gcs_sync__acme"
+    assert task.partial_kwargs["single_node_cluster"] is False
+
+
+def test_a_single_node_tenant_fetches_at_most_1000_rows():
+    entry = {
+        "redshift_conn_id": "redshift_acme",
+        "gcp_conn_id": "gcs_acme",
+        "bucket": "acme-exports",
+        "syncFrequency": "daily",
+        "tables": [{"name": "public.orders"}],
+        "single_node_cluster": True,
+    }
+    task = build_sync_dag(parse_tenant("acme", entry)).get_task("sync_table")
+    assert task.partial_kwargs["single_node_cluster"] is True
+    operator = RedshiftToGCSOperator(
+        task_id="t", sql="SELECT 1", bucket="b", object_prefix="p", single_node_cluster=True
+    )
+    assert operator.fetch_size == 1000
 
 
 @pytest.mark.integration

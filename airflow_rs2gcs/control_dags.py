@@ -97,12 +97,14 @@ def build_configure_dag() -> DAG:
     values = [o.value for o in SYNC_FREQUENCIES]
     params = {
         "tenant_id": _tenant_param(),
+        # Optional in the form: a run without tables answers with the tables the connection can read.
         "tables": Param(
-            type="array",
+            None,
+            type=["null", "array"],
             items={"type": "string"},
-            minItems=1,
             title="Tables",
-            description="One per line: schema.table, or the output name of a custom query.",
+            description="One per line: schema.table, or the output name of a custom query. Leave empty "
+            "and Trigger to get the list of readable tables in the run's error and log.",
         ),
         "table_options": Param(
             {},

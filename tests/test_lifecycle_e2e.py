@@ -102,6 +102,13 @@ def test_full_lifecycle(home, receiver):
     assert "] Activation successful for redshift_to_gcs" in result.stdout
     assert tenants(home)["acme"]["status"] == "connected"
 
+    result = trigger(home, "rs2gcs_configure", {**CONFIGURE, "tables": [], "table_options": {}})
+    assert result.returncode != 0
+    assert "field 'tables': select at least one table; readable by connection 'rs2gcs_redshift': " in (
+        result.stdout
+    )
+    assert "public.customers" in result.stdout.split("select at least one table")[1]
+
     bad = {**CONFIGURE, "table_options": {"daily_revenue": {"query": "delete from public.orders"}}}
     result = trigger(home, "rs2gcs_configure", bad)
     assert result.returncode != 0 and "field 'query' is not allowed" in result.stdout

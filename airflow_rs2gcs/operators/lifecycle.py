@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 # operators are parsed often, and those imports cost seconds per parse process.
 
 
+PICKER_PREVIEW = 20  # relations named in the error of a Configure run with no tables selected
+
+
 class LifecycleError(ValueError):
     """A lifecycle step refused its input; the message says which check failed and what to do."""
 
@@ -247,9 +250,20 @@ class ConfigureTenantOperator(BaseOperator):
         for name in self.tables or []:
             extra = {k: v for k, v in dict(options.get(name, {})).items() if v not in (None, "")}
             specs.append({"name": name, **extra})
-        if not specs:
-            raise LifecycleError(f"tenant {self.tenant_id!r}: field 'tables': select at least one table")
         return specs
+
+    def _refuse_empty_selection(self, entry: Mapping[str, Any]) -> None:
+        """Like the widget's picker: a run with no tables answers with what the connection can read."""
+        from airflow_rs2gcs.hooks.redshift_catalog import RedshiftCatalogHook
+
+        available = self._list_available(RedshiftCatalogHook(redshift_conn_id=entry["redshift_conn_id"]))
+        shown = ", ".join(available[:PICKER_PREVIEW]) or "none"
+        if len(available) > PICKER_PREVIEW:
+            shown += f", ... ({len(available)} in all; the task log lists every page)"
+        raise LifecycleError(
+            f"tenant {self.tenant_id!r}: field 'tables': select at least one table; readable by "
+            f"connection {entry['redshift_conn_id']!r}: {shown}"
+        )
 
     def _check_queries(self, specs: list[dict[str, Any]]) -> None:
         """Refuse every custom query that is not one read-only SELECT, all in one message."""
@@ -302,6 +316,8 @@ class ConfigureTenantOperator(BaseOperator):
     def execute(self, context: Context) -> list[str]:
         entry = self._connected_entry()
         specs = self._table_specs()
+        if not specs:
+            self._refuse_empty_selection(entry)
         self._check_queries(specs)
         settings = {
             "tables": specs,

@@ -154,10 +154,11 @@ class Tenant(_Strict):
     configured_at: str | None = None
     disconnected_at: str | None = None
 
-    @field_validator("tenant_id")
+    @field_validator("tenant_id", mode="before")
     @classmethod
-    def _check_tenant_id(cls, value: str) -> str:
-        if not TENANT_ID_PATTERN.fullmatch(value):
+    def _check_tenant_id(cls, value: Any) -> Any:
+        # Before the model strips whitespace: " acme" must not pass as "acme" and share its DAG and folder.
+        if not isinstance(value, str) or not TENANT_ID_PATTERN.fullmatch(value):
             raise ValueError(
                 f"{value!r} is not a tenant id; allowed: 1-63 letters, digits, '_' or '-', "
                 "starting with a letter or digit"
@@ -247,8 +248,7 @@ def _known_keys(model: type[BaseModel]) -> list[str]:
 
 
 def _field_path(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
-    parts = [str(part) for part in loc if part != "tenant_id" or len(loc) > 1]
-    return ".".join(parts) or "(entry)"
+    return ".".join(str(part) for part in loc) or "(entry)"
 
 
 def _describe(error: Mapping[str, Any]) -> str:
@@ -268,19 +268,6 @@ def _describe(error: Mapping[str, Any]) -> str:
 
 def parse_tenant(tenant_id: str, entry: Any) -> Tenant:
     """Validate one entry of the Variable; raise :class:`TenantConfigError` listing every problem."""
-    if not TENANT_ID_PATTERN.fullmatch(tenant_id):
-        # Checked on the raw key: the model strips whitespace, so " acme" would otherwise pass as
-        # "acme" and share that tenant's DAG id and object prefix.
-        raise TenantConfigError(
-            tenant_id,
-            [
-                (
-                    "tenant_id",
-                    f"{tenant_id!r} is not a tenant id; allowed: 1-63 letters, digits, '_' or '-', "
-                    "starting with a letter or digit",
-                )
-            ],
-        )
     if not isinstance(entry, Mapping):
         raise TenantConfigError(
             tenant_id, [("(entry)", f"must be a JSON object, got {type(entry).__name__}")]

@@ -38,8 +38,9 @@ SESSION_SETTINGS = ("SET datestyle TO 'ISO, MDY'", "SET timezone TO 'UTC'")
 class CursorReader:
     """Reads ``sql`` as Arrow record batches on an open ``redshift_connector`` connection.
 
-    :param connection: an open ``redshift_connector`` connection, not in autocommit mode; the reader
-        owns it while :meth:`batches` runs.
+    :param connection: an open ``redshift_connector`` connection with no transaction open; the reader
+        owns it while :meth:`batches` runs (it opens its own read-only transaction and restores the
+        connection's autocommit setting afterwards).
     :param sql: one SELECT; it is wrapped in ``DECLARE ... CURSOR FOR``.
     :param fetch_size: rows per ``FETCH FORWARD`` (at most 1000 on single-node clusters).
     :param batch_rows: rows per record batch (FETCH results are joined or cut); the last may be smaller.

@@ -141,8 +141,9 @@ class RedshiftToGCSOperator(BaseOperator):
         sql = self._query(context)
         start, end = context.get("data_interval_start"), context.get("data_interval_end")
         interval = (start.isoformat() if start else None, end.isoformat() if end else None)
+        settings = self.settings()
         mode = f"incremental on {self.incremental_column}" if self.incremental_column else "full"
-        self.log.info("exporting (%s) to gs://%s/%s as %s", mode, self.bucket, object_prefix, self.settings())
+        self.log.info("exporting (%s) to gs://%s/%s as %s", mode, self.bucket, object_prefix, settings)
         gcs_hook = GCSHook(gcp_conn_id=self.gcp_conn_id, impersonation_chain=self.impersonation_chain)
         connection = RedshiftSQLHook(redshift_conn_id=self.redshift_conn_id).get_conn()
         try:
@@ -152,7 +153,7 @@ class RedshiftToGCSOperator(BaseOperator):
                 sql=sql,
                 bucket=self.bucket,
                 object_prefix=object_prefix,
-                settings=self.settings(),
+                settings=settings,
                 data_interval=interval,
                 manifest_extra={"dag_id": self.dag_id, "task_id": self.task_id},
             )

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import struct
 from decimal import Decimal
 
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from airflow_rs2gcs.engine.datarows import DataRowError, split_rows
 from airflow_rs2gcs.engine.decode import DecodeError, civil_days, date_text_days, decode_batch
@@ -131,6 +134,69 @@ def test_decimals_are_exact_at_full_width(text, precision, scale):
     assert decoded.to_pylist() == [Decimal(text), None]
 
 
+def numeric_modifier(precision: int, scale: int) -> int:
+    return ((precision << 16) | scale) + 4
+
+
+@st.composite
+def decimal_texts(draw: st.DrawFn) -> tuple[int, int, list[str | None]]:
+    """A DECIMAL(p,s) and a batch of its values as the server prints them (any width, sign, NULLs)."""
+    precision = draw(st.integers(1, 38))
+    scale = draw(st.integers(0, precision))
+    bound = 10**precision - 1
+    unscaled = st.one_of(st.integers(-bound, bound), st.sampled_from([0, bound, -bound, 1, -1]))
+    values = draw(st.lists(st.one_of(st.none(), unscaled), min_size=1, max_size=40))
+    return precision, scale, [None if v is None else decimal_text(v, scale) for v in values]
+
+
+def decimal_text(unscaled: int, scale: int) -> str:
+    """How PostgreSQL prints a NUMERIC(p, scale) of this unscaled value (built without rounding)."""
+    digits = str(abs(unscaled)).rjust(scale + 1, "0")
+    sign = "-" if unscaled < 0 else ""
+    return f"{sign}{digits[:-scale]}.{digits[-scale:]}" if scale else sign + digits
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(decimal_texts())
+def test_decimal_text_decodes_to_the_exact_value(case):
+    """Checked against Python's Decimal on every width up to 38 digits, both limbs and the carry."""
+    precision, scale, texts = case
+    decoded = decode(
+        1700, [None if t is None else t.encode() for t in texts], numeric_modifier(precision, scale)
+    )
+    assert decoded.type == pa.decimal128(precision, scale)
+    assert decoded.to_pylist() == [None if t is None else Decimal(t) for t in texts]
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("123.456", "more than 2 digits after the point"),
+        ("1234567890123.00", "more than 14 digits"),
+        ("NaN", "not a decimal number"),
+        ("Infinity", "not a decimal number"),
+        ("1.2.3", "not a decimal number"),
+        ("--1", "not a decimal number"),
+        ("1-", "not a decimal number"),
+        ("", "not a decimal number"),
+        ("-", "not a decimal number"),
+        ("1e5", "not a decimal number"),
+        (" 1.00", "not a decimal number"),
+        ("9" * 42, "not a decimal number"),
+        ("-1234567890123.00", "more than 14 digits"),
+    ],
+)
+def test_a_decimal_text_that_does_not_fit_is_refused_not_rounded(text, reason):
+    with pytest.raises(DecodeError, match=f"column 'c' .*'{re.escape(text)}' .*{reason}"):
+        decode(1700, [b"1.00", None, text.encode()], numeric_modifier(14, 2))
+
+
+def test_decimal_shorter_fractions_and_leading_zeros_keep_their_value():
+    texts = ["1.5", "007.25", "-0.00", ".5", "12."]
+    decoded = decode(1700, [t.encode() for t in texts], numeric_modifier(5, 2))
+    assert decoded.to_pylist() == [Decimal(t) for t in ["1.50", "7.25", "0.00", "0.50", "12.00"]]
+
+
 def test_unconstrained_numeric_stays_exact_text():
     assert decode(1700, [b"3.14159265358979323846264338327950288419716939937510"]).to_pylist() == [
         "3.14159265358979323846264338327950288419716939937510"
@@ -163,6 +229,21 @@ def test_civil_days_is_the_proleptic_gregorian_calendar():
     assert civil_days(0, 12, 31) == civil_days(1, 1, 1) - 1  # 1 BC is year 0
     assert civil_days(0, 3, 1) - civil_days(0, 2, 28) == 2  # and a leap year
     assert date_text_days("0001-12-31 BC") == civil_days(0, 12, 31)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(st.lists(st.one_of(st.none(), st.dates()), min_size=1, max_size=50))
+def test_iso_dates_decode_to_their_day(dates):
+    decoded = decode(1082, [None if d is None else d.isoformat().encode() for d in dates])
+    assert decoded.to_pylist() == dates
+
+
+@pytest.mark.parametrize(
+    "text", ["2021-02-29", "2024-13-01", "2024-00-10", "2024-04-31", "2024-1-011", "20x4-01-01"]
+)
+def test_dates_that_do_not_exist_are_refused(text):
+    with pytest.raises(DecodeError, match="column 'c' \\(date\\)"):
+        decode(1082, [b"2024-02-29", text.encode()])
 
 
 def test_infinite_dates_are_refused():

@@ -15,8 +15,9 @@ import numpy as np
 import pyarrow as pa
 
 # Zero bytes after the joined rows, so that fixed-width gathers at a NULL field's position (which is
-# where the next field begins) never read past the end.
-PADDING = 16
+# where the next field begins) never read past the end. The widest gather is a DECIMAL's text: a sign,
+# a leading zero, 38 digits and a point (:data:`airflow_rs2gcs.engine.decimals.MAX_DECIMAL_TEXT`).
+PADDING = 48
 _PAD = bytes(PADDING)
 # Positions are int32 (half the memory of int64): a batch must stay below MAX_BATCH_BYTES.
 MAX_BATCH_BYTES = 2**31 - 1 - PADDING
@@ -40,18 +41,23 @@ class FieldRefs:
         """How many fields are NULL."""
         return int(np.count_nonzero(self.null))
 
+    def validity(self) -> tuple[pa.Buffer | None, int]:
+        """Arrow's validity bitmap of the fields (``None`` when none is NULL) and the NULL count."""
+        nulls = self.null_count
+        if not nulls:
+            return None, 0
+        return pa.py_buffer(np.packbits(~self.null, bitorder="little")), nulls
+
 
 @dataclass(frozen=True)
 class RowBatch:
     """Undecoded rows: the joined message bodies (zero-padded) and each column's :class:`FieldRefs`.
 
     :param data: the joined bodies as ``uint8``, followed by :data:`PADDING` zero bytes.
-    :param buffer: the same bytes as an Arrow buffer (views and strings point into it, no copy).
     :param fields: per column, where its values are.
     """
 
     data: np.ndarray
-    buffer: pa.Buffer
     fields: list[FieldRefs]
 
     @property
@@ -68,6 +74,12 @@ class RowBatch:
 def gather(data: np.ndarray, start: np.ndarray, width: int) -> np.ndarray:
     """``width`` consecutive bytes at each ``start``: a ``(len(start), width)`` ``uint8`` array."""
     return data[start[:, None] + _OFFSETS[width]]
+
+
+def field_text(batch: RowBatch, refs: FieldRefs, index: int) -> str:
+    """One field as text (bytes that are not UTF-8 replaced): for error messages and rare slow paths."""
+    start = int(refs.start[index])
+    return bytes(batch.data[start : start + int(refs.length[index])]).decode("utf-8", "replace")
 
 
 def _int32_be(data: np.ndarray, start: np.ndarray) -> np.ndarray:
@@ -103,4 +115,4 @@ def split_rows(bodies: Sequence[bytes], num_columns: int) -> RowBatch:
         fields.append(FieldRefs(start, length, null))
     if np.any(position != row_start + sizes):
         raise DataRowError("DataRow field lengths do not add up to the message length")
-    return RowBatch(data, pa.py_buffer(joined), fields)
+    return RowBatch(data, fields)

@@ -1,7 +1,9 @@
 """Decode a :class:`~airflow_rs2gcs.engine.datarows.RowBatch` into an Arrow record batch, column by column.
 
 Each wire type has one vectorised decoder (numpy over the whole column, then Arrow); no Python code
-runs per value except for the rare DATE texts Arrow cannot parse (BC dates, years after 9999).
+runs per value except for the rare DATE texts outside ``0001-01-01 .. 9999-12-31`` (BC dates, longer
+years). No decoder needs Arrow's compute kernels: loading them would cost every export ~12 MB of RSS,
+and a Parquet export uses no other kernel.
 Binary fields are PostgreSQL's binary encoding (big-endian integers and IEEE floats, ``int64``
 microseconds since 2000-01-01 for timestamps); text fields are the server's text output with
 ``DateStyle`` ISO. Anything that cannot be represented exactly raises :class:`DecodeError` naming
@@ -12,23 +14,25 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from airflow_rs2gcs.engine.datarows import FieldRefs, RowBatch, gather
+from airflow_rs2gcs.engine.datarows import FieldRefs, RowBatch, field_text, gather
+from airflow_rs2gcs.engine.decimals import DecimalTextError, decimal_array
 from airflow_rs2gcs.engine.types import Column, Oid, WireFormat
 
 POSTGRES_EPOCH_US = 946_684_800_000_000  # 2000-01-01 in microseconds since 1970-01-01
 INT64_MIN = np.iinfo(np.int64).min
 INT64_MAX = np.iinfo(np.int64).max
-MAX_VIEW_BUFFER = 2**31 - 1
 MICROS_PER_DAY = 86_400_000_000
-_TWELVE = np.arange(12, dtype=np.int64)
 _SIX = np.arange(6, dtype=np.int64)
 _POW10 = 10 ** (5 - _SIX)
 _DATE_TEXT = re.compile(r"^(\d{4,})-(\d{2})-(\d{2})( BC)?$")
+_DATE_DIGITS = np.array([0, 1, 2, 3, 5, 6, 8, 9])
+_DATE_DIGIT_WEIGHTS = np.array([1000, 100, 10, 1, 10, 1, 10, 1])
+_MONTH_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
 _HEX_VALUES = np.full(256, 255, dtype=np.uint8)
 for _i, _c in enumerate(b"0123456789abcdef"):
     _HEX_VALUES[_c] = _i
@@ -42,15 +46,8 @@ class DecodeError(ValueError):
     """A value that cannot be written exactly as its column's Arrow type."""
 
 
-def _validity(refs: FieldRefs) -> tuple[pa.Buffer | None, int]:
-    nulls = refs.null_count
-    if not nulls:
-        return None, 0
-    return pa.py_buffer(np.packbits(~refs.null, bitorder="little")), nulls
-
-
 def _from_values(arrow_type: pa.DataType, values: np.ndarray, refs: FieldRefs) -> pa.Array:
-    validity, nulls = _validity(refs)
+    validity, nulls = refs.validity()
     return pa.Array.from_buffers(arrow_type, len(values), [validity, pa.py_buffer(values)], nulls)
 
 
@@ -76,7 +73,7 @@ def _fixed(big_endian: str) -> Decoder:
 
 def _bool(batch: RowBatch, refs: FieldRefs, column: Column) -> pa.Array:
     values = _binary_values(batch, refs, "u1") != 0
-    validity, nulls = _validity(refs)
+    validity, nulls = refs.validity()
     bits = pa.py_buffer(np.packbits(values, bitorder="little"))
     return pa.Array.from_buffers(pa.bool_(), len(values), [validity, bits], nulls)
 
@@ -94,27 +91,26 @@ def _timestamp(batch: RowBatch, refs: FieldRefs, column: Column) -> pa.Array:
     return _from_values(column.arrow_type, values, refs)
 
 
-def _views(batch: RowBatch, refs: FieldRefs, view_type: pa.DataType) -> pa.Array:
-    """A string/binary view array whose views point into the batch buffer (no copy of the values)."""
-    if len(batch.data) > MAX_VIEW_BUFFER:
-        raise DecodeError("a batch of 2 GiB or more; lower fetch_size")
-    count = len(refs.start)
-    views = np.zeros((count, 16), dtype=np.uint8)
-    views[:, :4] = refs.length.astype("<i4").view(np.uint8).reshape(count, 4)
-    head = gather(batch.data, refs.start, 12)
-    head[refs.length[:, None] <= _TWELVE] = 0  # short values are inlined, zero-padded
-    views[:, 4:] = head
-    long = refs.length > 12
-    if np.any(long):  # long values: 4-byte prefix (already there), buffer 0, offset
-        views[long, 8:12] = 0
-        views[long, 12:] = refs.start[long].astype("<i4").view(np.uint8).reshape(-1, 4)
-    validity, nulls = _validity(refs)
-    return pa.Array.from_buffers(view_type, count, [validity, pa.py_buffer(views), batch.buffer], nulls)
+def _field_bytes(batch: RowBatch, refs: FieldRefs) -> tuple[np.ndarray, np.ndarray]:
+    """The fields' bytes copied out of the batch, one after the other, and their int32 offsets."""
+    offsets = np.zeros(len(refs.length) + 1, dtype=np.int32)  # the batch is < 2 GiB (datarows)
+    np.cumsum(refs.length, out=offsets[1:])
+    # the k-th byte of the result is at its field's start plus its distance from the field's offset
+    at = np.repeat(refs.start - offsets[:-1], refs.length)
+    at += np.arange(len(at), dtype=np.int32)
+    return batch.data[at], offsets
+
+
+def _variable_width(batch: RowBatch, refs: FieldRefs, arrow_type: pa.DataType) -> pa.Array:
+    values, offsets = _field_bytes(batch, refs)
+    validity, nulls = refs.validity()
+    buffers = [validity, pa.py_buffer(offsets), pa.py_buffer(values)]
+    return pa.Array.from_buffers(arrow_type, len(refs.length), buffers, nulls)
 
 
 def text_array(batch: RowBatch, refs: FieldRefs) -> pa.StringArray:
     """The fields as an Arrow string array (copied out of the batch), checked to be valid UTF-8."""
-    strings = _views(batch, refs, pa.string_view()).cast(pa.string())
+    strings = _variable_width(batch, refs, pa.string())
     try:
         strings.validate(full=True)
     except pa.ArrowInvalid as exc:
@@ -128,19 +124,28 @@ def _string(batch: RowBatch, refs: FieldRefs, column: Column) -> pa.Array:
 
 def _decimal(batch: RowBatch, refs: FieldRefs, column: Column) -> pa.Array:
     try:
-        return pc.cast(text_array(batch, refs), column.arrow_type)
-    except pa.ArrowInvalid as exc:
+        return decimal_array(batch, refs, column.arrow_type)
+    except DecimalTextError as exc:
         raise DecodeError(f"not representable as {column.arrow_type}: {exc}") from exc
 
 
-def civil_days(year: int, month: int, day: int) -> int:
-    """Days from 1970-01-01 to a proleptic Gregorian date (astronomical years: 0 is 1 BC)."""
+def civil_days(year: Any, month: Any, day: Any) -> Any:
+    """Days from 1970-01-01 to a proleptic Gregorian date (astronomical years: 0 is 1 BC).
+
+    Works on ints and, element-wise, on numpy integer arrays.
+    """
     shifted = year - (month <= 2)
     era = shifted // 400
     year_of_era = shifted - era * 400
-    day_of_year = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
+    day_of_year = (153 * (month + 9 - 12 * (month > 2)) + 2) // 5 + day - 1
     day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
     return era * 146097 + day_of_era - 719468
+
+
+def days_in_month(year: Any, month: Any) -> Any:
+    """Days in ``month`` (1-12) of ``year`` (astronomical); ints or numpy arrays."""
+    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+    return _MONTH_DAYS[month] + (leap & (month == 2))
 
 
 def date_text_days(text: str) -> int:
@@ -148,20 +153,26 @@ def date_text_days(text: str) -> int:
     match = _DATE_TEXT.match(text)
     if match is None:
         raise DecodeError(f"the date {text!r} cannot be held by date32; cast or filter it in a custom query")
-    year = int(match[1])
-    return civil_days(1 - year if match[4] else year, int(match[2]), int(match[3]))
+    year, month, day = int(match[1]), int(match[2]), int(match[3])
+    year = 1 - year if match[4] else year
+    if not 1 <= month <= 12 or not 1 <= day <= days_in_month(year, month):
+        raise DecodeError(f"the date {text!r} does not exist")
+    return int(civil_days(year, month, day))
 
 
 def _date(batch: RowBatch, refs: FieldRefs, column: Column) -> pa.Array:
-    strings = text_array(batch, refs)
-    unusual = (refs.length != 10) & ~refs.null  # BC, years after 9999, infinity
-    if not np.any(unusual):
-        return pc.cast(strings, pa.date32())
-    mask = pa.array(unusual)
-    days = pc.cast(pc.if_else(mask, None, strings), pa.date32()).cast(pa.int32())
-    values = days.fill_null(0).to_numpy(zero_copy_only=False).copy()
-    for index in np.flatnonzero(unusual):
-        values[index] = date_text_days(strings[int(index)].as_py())
+    """``YYYY-MM-DD`` vectorised; other forms (BC, longer years, infinity) one by one."""
+    data, start = batch.data, refs.start
+    digits = gather(data, start, 10)[:, _DATE_DIGITS].astype(np.int32) - ord("0")
+    shape_ok = (refs.length == 10) & (data[start + 4] == ord("-")) & (data[start + 7] == ord("-"))
+    shape_ok &= np.all((digits >= 0) & (digits <= 9), axis=1)
+    weighted = digits * _DATE_DIGIT_WEIGHTS
+    year, month, day = weighted[:, :4].sum(axis=1), weighted[:, 4:6].sum(axis=1), weighted[:, 6:].sum(axis=1)
+    month_ok = (month >= 1) & (month <= 12)
+    plain = shape_ok & month_ok & (day >= 1) & (day <= days_in_month(year, np.where(month_ok, month, 1)))
+    values = np.where(plain, civil_days(year, month, day), 0).astype(np.int32)
+    for index in np.flatnonzero(~plain & ~refs.null):
+        values[index] = date_text_days(field_text(batch, refs, int(index)))
     return _from_values(pa.date32(), values, refs)
 
 
@@ -184,7 +195,7 @@ def _time(batch: RowBatch, refs: FieldRefs, column: Column) -> pa.Array:
     bad = valid & ~(shape_ok & separators_ok & digits_ok)
     if np.any(bad):
         raise DecodeError(
-            f"the time {text_array(batch, refs)[int(np.flatnonzero(bad)[0])]!s} is not HH:MM:SS[.ffffff]"
+            f"the time {field_text(batch, refs, int(np.flatnonzero(bad)[0]))} is not HH:MM:SS[.ffffff]"
         )
     hours, minutes, seconds = clock[0] * 10 + clock[1], clock[2] * 10 + clock[3], clock[4] * 10 + clock[5]
     micros = ((hours * 60 + minutes) * 60 + seconds) * 1_000_000 + fraction @ _POW10
@@ -202,8 +213,7 @@ def _hex_binary(batch: RowBatch, refs: FieldRefs, column: Column) -> pa.Array:
     hex_length = length - skip
     if np.any(hex_length % 2):
         raise DecodeError("hex text of odd length")
-    text_buffer = _views(batch, refs, pa.binary_view()).cast(pa.binary()).buffers()[2]
-    hex_text = np.frombuffer(text_buffer or b"", dtype=np.uint8)[: int(length.sum())]
+    hex_text, _ = _field_bytes(batch, refs)
     keep = np.ones(len(hex_text), dtype=bool)
     text_start = np.zeros(len(length), dtype=np.int64)
     np.cumsum(length[:-1], out=text_start[1:])
@@ -215,7 +225,7 @@ def _hex_binary(batch: RowBatch, refs: FieldRefs, column: Column) -> pa.Array:
     values = (nibbles[0::2] << 4) | nibbles[1::2]
     offsets = np.zeros(len(length) + 1, dtype=np.int32)
     np.cumsum(hex_length // 2, out=offsets[1:])
-    validity, nulls = _validity(refs)
+    validity, nulls = refs.validity()
     buffers = [validity, pa.py_buffer(offsets), pa.py_buffer(values)]
     return pa.Array.from_buffers(pa.binary(), len(length), buffers, nulls)
 

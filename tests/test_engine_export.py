@@ -6,8 +6,11 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -216,3 +219,38 @@ def test_the_export_runs_read_only_so_a_write_hidden_in_a_function_is_refused(lo
     assert pg.psql("SELECT count(*) FROM public.rs2gcs_export_victim", database=pg.database).strip() == "0"
     assert "readonly/sneaky/_manifest.json" not in listing(gcs, "readonly/sneaky")
     assert export(f"SELECT id FROM {TABLE} WHERE id <= 10", "readonly/plain").rows == 10
+
+
+# Every decoder runs (numeric, date, time, bytea, text, bool, floats, timestamps) in a fresh process.
+_EVERY_DECODER_SQL = (
+    f"SELECT id, updated_at, seen_at, payload, (id / 7.0)::numeric(14, 2) AS amount,"
+    f" (id * 1e20 / 7)::numeric(38, 10) AS wide, updated_at::date AS day, seen_at::time AS clock,"
+    f" decode(md5(payload), 'hex') AS digest, id % 2 = 0 AS even, id / 3.0::float8 AS ratio"
+    f" FROM {TABLE} WHERE id <= 500"
+)
+_COMPUTE_PROBE = f"""
+import sys
+sys.path.insert(0, "tests")
+from stack_exports import export_through_engine
+result = export_through_engine({_EVERY_DECODER_SQL!r}, {BUCKET!r}, sys.argv[2], ("a", "b"), "d",
+                               export_format=sys.argv[1])
+assert result.rows == 500, result
+print("compute kernels loaded:", "pyarrow._compute" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize(("export_format", "loaded_kernels"), [("parquet", False), ("csv", True)])
+def test_a_parquet_export_never_loads_arrows_compute_kernels(
+    loaded, stack_env, export_format, loaded_kernels
+):
+    """Loading them costs every export process ~12 MB of RSS (bench/sync_bench.py's memory target);
+    only the text formats need them."""
+    probe = subprocess.run(
+        [sys.executable, "-c", _COMPUTE_PROBE, export_format, f"kernels/{export_format}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert probe.returncode == 0, probe.stderr[-3000:]
+    assert f"compute kernels loaded: {loaded_kernels}" in probe.stdout

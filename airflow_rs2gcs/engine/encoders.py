@@ -1,8 +1,8 @@
 """Encode Arrow record batches into local files (Parquet, CSV, JSON Lines), rolled at a size bound.
 
-All formats start from the same Arrow schema (:mod:`airflow_rs2gcs.engine.types`); CSV and JSON Lines
-write each type's text form from :mod:`airflow_rs2gcs.engine.textforms`, built column by column with
-Arrow compute (no Python per row).
+All formats start from the same Arrow schema (:mod:`airflow_rs2gcs.engine.types`). The CSV and JSON
+Lines writers are in :mod:`airflow_rs2gcs.engine.textwriters`, imported only for those formats: they
+build each type's text form with Arrow's compute kernels, which a Parquet export never loads.
 
 - Parquet: row groups of about 64k rows; compression ``snappy`` (default), ``zstd``, ``gzip`` or
   ``none``; the Arrow schema (with each field's Redshift type as metadata) is stored in the file.
@@ -13,7 +13,6 @@ Arrow compute (no Python per row).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,7 +30,6 @@ from airflow_rs2gcs.engine.settings import (  # noqa: F401 - re-exported for old
     check_format,
     file_extension,
 )
-from airflow_rs2gcs.engine.textforms import csv_field, csv_values, joined_lines, json_values
 
 DEFAULT_ROW_GROUP_ROWS = 65_536
 DEFAULT_ROW_GROUP_BYTES = 16 * 1024 * 1024
@@ -50,60 +48,6 @@ class FormatWriter(Protocol):
     def close(self) -> None: ...
 
     def abort(self) -> None: ...
-
-
-class CsvWriter:
-    """RFC 4180 CSV with a header line.
-
-    :param sink: the output stream.
-    :param schema: the schema of every batch.
-    """
-
-    def __init__(self, sink: pa.NativeFile, schema: pa.Schema) -> None:
-        self.sink = sink
-        sink.write(",".join(csv_field(name) for name in schema.names).encode("utf-8") + b"\n")
-
-    def write_batch(self, batch: pa.RecordBatch) -> None:
-        """Append the batch's rows."""
-        if batch.num_rows == 0:
-            return
-        parts: list[pa.Array | str] = []
-        for index, column in enumerate(batch.columns):
-            parts += [",", csv_values(column)] if index else [csv_values(column)]
-        self.sink.write(joined_lines([*parts, "\n"]))
-
-    def close(self) -> None:
-        """Nothing is buffered."""
-
-    def abort(self) -> None:
-        """Nothing is buffered."""
-
-
-class JsonLinesWriter:
-    """One JSON object per line.
-
-    :param sink: the output stream.
-    :param schema: the schema of every batch.
-    """
-
-    def __init__(self, sink: pa.NativeFile, schema: pa.Schema) -> None:
-        self.sink = sink
-        self.keys = [json.dumps(name, ensure_ascii=False) + ":" for name in schema.names]
-
-    def write_batch(self, batch: pa.RecordBatch) -> None:
-        """Append the batch's rows."""
-        if batch.num_rows == 0:
-            return
-        parts: list[pa.Array | str] = []
-        for index, (key, column) in enumerate(zip(self.keys, batch.columns, strict=True)):
-            parts += [("," if index else "{") + key, json_values(column)]
-        self.sink.write(joined_lines([*parts, "}\n"] if parts else ["{}\n"]))
-
-    def close(self) -> None:
-        """Nothing is buffered."""
-
-    def abort(self) -> None:
-        """Nothing is buffered."""
 
 
 class ParquetRowGroupWriter:
@@ -181,6 +125,9 @@ def open_format_writer(
     if export_format == "parquet":
         row_group_bytes = min(DEFAULT_ROW_GROUP_BYTES, max(1, max_file_bytes // 2))
         return ParquetRowGroupWriter(sink, schema, compression, row_group_bytes=row_group_bytes)
+    # Imported here: the text forms load Arrow's compute kernels (~12 MB of RSS), which Parquet never needs.
+    from airflow_rs2gcs.engine.textwriters import CsvWriter, JsonLinesWriter
+
     if export_format == "csv":
         return CsvWriter(sink, schema)
     return JsonLinesWriter(sink, schema)

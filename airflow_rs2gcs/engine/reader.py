@@ -142,5 +142,7 @@ class CursorReader:
     def _end_transaction(self) -> None:
         try:
             self.connection.rollback()
-        except Exception:  # the connection may already be broken; the original error matters more
-            log.warning("could not roll back the export's read transaction", exc_info=True)
+        except Exception as exc:
+            # The connection is usually already broken and the error that broke it is on its way up;
+            # a traceback here would repeat it twice more in the task log.
+            log.warning("could not roll back the export's read transaction: %s: %s", type(exc).__name__, exc)

@@ -191,6 +191,39 @@ def test_a_decimal_text_that_does_not_fit_is_refused_not_rounded(text, reason):
         decode(1700, [b"1.00", None, text.encode()], numeric_modifier(14, 2))
 
 
+def fits_decimal(text: str, precision: int, scale: int) -> bool:
+    """The reference: plain notation with at most ``scale`` decimals and ``precision`` digits in all,
+    and at most a sign and a leading zero in front of the ``precision - scale`` integer digits."""
+    match = re.fullmatch(r"(-?)(\d*)(?:\.(\d*))?", text)
+    if match is None or not (match[2] or match[3]) or len(match[3] or "") > scale:
+        return False
+    return len(match[1] + match[2]) <= precision - scale + 2 and abs(Decimal(text)) < 10 ** (
+        precision - scale
+    )
+
+
+@settings(max_examples=500, deadline=None, derandomize=True)
+@given(
+    st.integers(1, 38).flatmap(lambda p: st.tuples(st.just(p), st.integers(0, p))),
+    st.lists(st.one_of(st.none(), st.text(alphabet="0123456789.-+ eE", max_size=45)), min_size=1, max_size=8),
+)
+def test_any_decimal_text_is_decoded_exactly_or_refused_with_the_column(type_, texts):
+    """Garbage, overflow and over-long fractions raise DecodeError; everything else is exact."""
+    precision, scale = type_
+    fields = [None if t is None else t.encode() for t in texts]
+    if all(t is None or fits_decimal(t, precision, scale) for t in texts):
+        decoded = decode(1700, fields, numeric_modifier(precision, scale))
+        assert decoded.to_pylist() == [None if t is None else Decimal(t) for t in texts]
+    else:
+        with pytest.raises(DecodeError, match=f"column 'c' \\(numeric\\({precision},{scale}\\)\\)"):
+            decode(1700, fields, numeric_modifier(precision, scale))
+
+
+def test_a_long_integer_part_is_refused_in_a_decimal_with_a_large_scale():
+    with pytest.raises(DecodeError, match="'12345678901234567890' has more than 38 digits"):
+        decode(1700, [b"1.5", b"12345678901234567890"], numeric_modifier(38, 30))
+
+
 def test_decimal_shorter_fractions_and_leading_zeros_keep_their_value():
     texts = ["1.5", "007.25", "-0.00", ".5", "12."]
     decoded = decode(1700, [t.encode() for t in texts], numeric_modifier(5, 2))

@@ -61,6 +61,8 @@ def _aligned_digits(
     """
     length, valid = refs.length, ~refs.null
     point_at = np.where(valid, _point_positions(batch, refs), 0)
+    # at most a sign, a leading zero and ``precision - scale`` digits before the point
+    _refuse(batch, refs, point_at > precision - scale + 2, f"has more than {precision} digits")
     _refuse(batch, refs, length - point_at - 1 > scale, f"has more than {scale} digits after the point")
     whole = int(point_at.max(initial=0))
     chars = gather(batch.data, refs.start + point_at - whole, whole + 1 + scale)

@@ -60,7 +60,7 @@ def _aligned_digits(
     column weights (-1 for the point) and which fields are negative.
     """
     length, valid = refs.length, ~refs.null
-    point_at = np.where(valid, _point_positions(batch, refs), 0)
+    point_at = _point_positions(batch, refs)  # 0 for NULLs (their length is 0)
     # at most a sign, a leading zero and ``precision - scale`` digits before the point
     _refuse(batch, refs, point_at > precision - scale + 2, f"has more than {precision} digits")
     _refuse(batch, refs, length - point_at - 1 > scale, f"has more than {scale} digits after the point")

@@ -91,18 +91,25 @@ def _timestamp(batch: RowBatch, refs: FieldRefs, column: Column) -> pa.Array:
     return _from_values(column.arrow_type, values, refs)
 
 
+def _offsets(lengths: np.ndarray) -> np.ndarray:
+    """Arrow's int32 offsets of values of these lengths (they fit: a batch is < 2 GiB, see datarows)."""
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    return offsets
+
+
 def _field_bytes(batch: RowBatch, refs: FieldRefs) -> tuple[np.ndarray, np.ndarray]:
-    """The fields' bytes copied out of the batch, one after the other, and their int32 offsets."""
-    offsets = np.zeros(len(refs.length) + 1, dtype=np.int32)  # the batch is < 2 GiB (datarows)
-    np.cumsum(refs.length, out=offsets[1:])
+    """The fields' bytes copied out of the batch, one after the other, and their offsets."""
+    offsets = _offsets(refs.length)
     # the k-th byte of the result is at its field's start plus its distance from the field's offset
     at = np.repeat(refs.start - offsets[:-1], refs.length)
     at += np.arange(len(at), dtype=np.int32)
     return batch.data[at], offsets
 
 
-def _variable_width(batch: RowBatch, refs: FieldRefs, arrow_type: pa.DataType) -> pa.Array:
-    values, offsets = _field_bytes(batch, refs)
+def _variable_width(
+    arrow_type: pa.DataType, offsets: np.ndarray, values: np.ndarray, refs: FieldRefs
+) -> pa.Array:
     validity, nulls = refs.validity()
     buffers = [validity, pa.py_buffer(offsets), pa.py_buffer(values)]
     return pa.Array.from_buffers(arrow_type, len(refs.length), buffers, nulls)
@@ -110,7 +117,8 @@ def _variable_width(batch: RowBatch, refs: FieldRefs, arrow_type: pa.DataType) -
 
 def text_array(batch: RowBatch, refs: FieldRefs) -> pa.StringArray:
     """The fields as an Arrow string array (copied out of the batch), checked to be valid UTF-8."""
-    strings = _variable_width(batch, refs, pa.string())
+    values, offsets = _field_bytes(batch, refs)
+    strings = _variable_width(pa.string(), offsets, values, refs)
     try:
         strings.validate(full=True)
     except pa.ArrowInvalid as exc:
@@ -213,21 +221,16 @@ def _hex_binary(batch: RowBatch, refs: FieldRefs, column: Column) -> pa.Array:
     hex_length = length - skip
     if np.any(hex_length % 2):
         raise DecodeError("hex text of odd length")
-    hex_text, _ = _field_bytes(batch, refs)
+    hex_text, text_offsets = _field_bytes(batch, refs)
     keep = np.ones(len(hex_text), dtype=bool)
-    text_start = np.zeros(len(length), dtype=np.int64)
-    np.cumsum(length[:-1], out=text_start[1:])
+    text_start = text_offsets[:-1]
     keep[text_start[prefixed]] = False
     keep[text_start[prefixed] + 1] = False
     nibbles = _HEX_VALUES[hex_text[keep]]
     if np.any(nibbles == 255):
         raise DecodeError("a character that is not a hex digit")
     values = (nibbles[0::2] << 4) | nibbles[1::2]
-    offsets = np.zeros(len(length) + 1, dtype=np.int32)
-    np.cumsum(hex_length // 2, out=offsets[1:])
-    validity, nulls = refs.validity()
-    buffers = [validity, pa.py_buffer(offsets), pa.py_buffer(values)]
-    return pa.Array.from_buffers(pa.binary(), len(length), buffers, nulls)
+    return _variable_width(pa.binary(), _offsets(hex_length // 2), values, refs)
 
 
 _BINARY_DECODERS: dict[int, Decoder] = {

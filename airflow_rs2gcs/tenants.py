@@ -16,6 +16,7 @@ from typing import Any, Literal, get_args
 import pendulum
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from airflow_rs2gcs.engine.settings import FetchMethod
 from airflow_rs2gcs.query_check import QueryNotAllowed, check_read_only_select
 from airflow_rs2gcs.schedules import normalise_frequency
 
@@ -59,12 +60,15 @@ class TableSpec(_Strict):
     :param mode: ``full`` (default) copies everything each run; ``incremental`` copies the rows whose
         ``cursor_column`` falls in the run's data interval.
     :param cursor_column: the column an incremental table is windowed on.
+    :param fetch_method: how rows are read: ``auto`` (default: the fast path, or the driver's public
+        API when the installed driver lacks what the fast path needs), ``wire`` or ``driver``.
     """
 
     name: str
     query: str | None = None
     mode: Mode = "full"
     cursor_column: str | None = None
+    fetch_method: FetchMethod = "auto"
 
     @field_validator("name")
     @classmethod

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from airflow_rs2gcs.engine.reader import CursorReader
+from airflow_rs2gcs.engine.wire_source import WireRowSource
 
 
 class CutCursor:
@@ -42,7 +42,7 @@ class CutConnection:
 
 def test_a_cut_connection_raises_its_own_error_and_logs_the_failed_rollback_in_one_line(caplog):
     connection = CutConnection()
-    reader = CursorReader(connection, "SELECT 1 AS one")
+    reader = WireRowSource(connection, "SELECT 1 AS one")
     with (
         caplog.at_level(logging.WARNING, logger="airflow_rs2gcs.engine.reader"),
         pytest.raises(ConnectionResetError, match="server closed the connection"),

@@ -13,17 +13,19 @@ backslashes, control characters, emoji and empty strings distinct from NULL.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import gzip
 import io
 import json
+import logging
 import math
 import os
 import random
 import re
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -392,7 +394,11 @@ def same(kind: str, expected: Any, got: Any) -> bool:
 
 
 def read_parquet(data: bytes) -> list[dict[str, Any]]:
-    table = pq.read_table(io.BytesIO(data))
+    return read_parquet_table(pq.read_table(io.BytesIO(data)))
+
+
+def read_parquet_table(table: pa.Table) -> list[dict[str, Any]]:
+    """Rows as dicts; dates, times and timestamps as integers (Python's cannot hold them all)."""
     columns = {}
     for name in table.column_names:
         column = table.column(name)
@@ -454,6 +460,80 @@ def source(stack):
     return rows
 
 
+def export_table(fetch_method: str, export_format: str, compression: str, prefix: str, **settings: Any):
+    """Export the round-trip table with ``fetch_method``; the ExportResult and the landed objects."""
+    from airflow.providers.amazon.aws.hooks.redshift_sql import RedshiftSQLHook
+    from airflow.providers.google.cloud.hooks.gcs import GCSHook
+
+    from airflow_rs2gcs.engine.export import run_export
+    from airflow_rs2gcs.engine.settings import ExportSettings
+
+    gcs = GCSHook(gcp_conn_id="rs2gcs_gcs")
+    connection = RedshiftSQLHook(redshift_conn_id="rs2gcs_redshift").get_conn()
+    if fetch_method == "auto, fast path unavailable":
+        connection, fetch_method = DriverWithoutInternals(connection), "auto"
+    try:
+        result = run_export(
+            connection=connection,
+            gcs_hook=gcs,
+            sql=f"SELECT * FROM {TABLE} ORDER BY id",
+            bucket=BUCKET,
+            object_prefix=prefix,
+            settings=ExportSettings(export_format, compression, fetch_method=fetch_method, **settings),
+            data_interval=(None, None),
+        )
+    finally:
+        connection.close()
+    manifest = json.loads(gcs.download(BUCKET, result.manifest))
+    objects = [gcs.download(BUCKET, listed["name"]) for listed in manifest["objects"]]
+    for listed, data in zip(manifest["objects"], objects, strict=True):
+        assert len(data) == listed["bytes"]
+    return result, manifest, objects
+
+
+def same_values(table: pa.Table, other: pa.Table) -> bool:
+    """Value for value, NaN equal to NaN (Arrow's ``equals`` says NaN differs from itself)."""
+    if table.schema != other.schema or table.num_rows != other.num_rows:
+        return False
+    for row, other_row in zip(read_parquet_table(table), read_parquet_table(other), strict=True):
+        for value, other_value in zip(row.values(), other_row.values(), strict=True):
+            if isinstance(value, float) and isinstance(other_value, float):
+                if struct.pack("!d", value) != struct.pack("!d", other_value):
+                    return False
+            elif value != other_value or type(value) is not type(other_value):
+                return False
+    return True
+
+
+@contextlib.contextmanager
+def records_of(logger: str, records: list[logging.LogRecord]) -> Iterator[None]:
+    """Collect what ``logger`` emits into ``records`` (pytest's caplog misses records after Airflow
+    reconfigures logging mid-test)."""
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logging.getLogger(logger).addHandler(handler)
+    try:
+        yield
+    finally:
+        logging.getLogger(logger).removeHandler(handler)
+
+
+class DriverWithoutInternals:
+    """A ``redshift_connector`` connection as a driver without the fast path's internals shows it."""
+
+    def __init__(self, connection: Any) -> None:
+        object.__setattr__(self, "_connection", connection)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("message_types", "redshift_types"):
+            raise AttributeError(name)
+        return getattr(self._connection, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._connection, name, value)
+
+
+@pytest.mark.parametrize("fetch_method", ["wire", "driver"])
 @pytest.mark.parametrize(
     ("export_format", "compression"),
     [
@@ -465,39 +545,17 @@ def source(stack):
         ("jsonl", "gzip"),
     ],
 )
-def test_every_value_comes_back_exactly(source, stack_env, export_format, compression):
-    from airflow.providers.amazon.aws.hooks.redshift_sql import RedshiftSQLHook
-    from airflow.providers.google.cloud.hooks.gcs import GCSHook
-
-    from airflow_rs2gcs.engine.export import run_export
-    from airflow_rs2gcs.engine.settings import ExportSettings
-
-    gcs = GCSHook(gcp_conn_id="rs2gcs_gcs")
-    connection = RedshiftSQLHook(redshift_conn_id="rs2gcs_redshift").get_conn()
-    prefix = f"roundtrip/{export_format}-{compression}"
+def test_every_value_comes_back_exactly(source, stack_env, export_format, compression, fetch_method):
+    prefix = f"roundtrip/{fetch_method}/{export_format}-{compression}"
     # Small fetches, batches and files: FETCH results are joined and cut, files roll, uploads overlap.
-    settings = ExportSettings(export_format, compression, fetch_size=37, batch_rows=50, max_file_bytes=20_000)
-    try:
-        result = run_export(
-            connection=connection,
-            gcs_hook=gcs,
-            sql=f"SELECT * FROM {TABLE}",
-            bucket=BUCKET,
-            object_prefix=prefix,
-            settings=settings,
-            data_interval=(None, None),
-        )
-    finally:
-        connection.close()
-    manifest = json.loads(gcs.download(BUCKET, result.manifest))
+    small = {"fetch_size": 37, "batch_rows": 50, "max_file_bytes": 20_000}
+    result, manifest, objects = export_table(fetch_method, export_format, compression, prefix, **small)
     assert manifest["rows"] == len(source), f"seed {SEED}"
     assert result.objects > 1 or compression == "gzip", (
         "files roll (gzip buffers 64 KiB before the bound shows)"
     )
     landed = []
-    for listed in manifest["objects"]:
-        data = gcs.download(BUCKET, listed["name"])
-        assert len(data) == listed["bytes"]
+    for data in objects:
         landed += READERS[export_format](
             gzip.decompress(data) if compression == "gzip" and export_format != "parquet" else data
         )
@@ -507,6 +565,31 @@ def test_every_value_comes_back_exactly(source, stack_env, export_format, compre
     for want, got in zip(source, landed, strict=True):
         for name, kind in kinds.items():
             assert same(kind, want[name], got[name]), (
-                f"seed {SEED}, {export_format}, row {want['id']}, {name}: "
+                f"seed {SEED}, {export_format}, {fetch_method}, row {want['id']}, {name}: "
                 f"sent {want[name]!r}, got {got[name]!r}"
             )
+
+
+@pytest.mark.parametrize("export_format", ["parquet", "csv", "jsonl"])
+def test_the_plain_driver_path_writes_what_the_fast_path_writes(source, stack_env, export_format):
+    """Same Parquet schema and values, same CSV and JSON Lines text; also when ``auto`` falls back."""
+    outputs = {}
+    warnings: list[logging.LogRecord] = []
+    for method, folder in (("wire", "wire"), ("driver", "driver"), ("auto, fast path unavailable", "auto")):
+        prefix = f"roundtrip-equal/{export_format}/{folder}"
+        # Attached after the first export: Airflow configures logging when its hooks first load.
+        with records_of("airflow_rs2gcs.engine.rowsource", warnings) if outputs else contextlib.nullcontext():
+            _, manifest, objects = export_table(method, export_format, "none", prefix, max_file_bytes=2**30)
+        assert len(objects) == 1, "one file each, so that the bytes can be compared whole"
+        outputs[method] = (manifest, objects[0])
+    [fallback] = [r.getMessage() for r in warnings if r.levelno == logging.WARNING]
+    assert "fast read path is unavailable" in fallback and "redshift_connector 2." in fallback
+    (wire_manifest, wire), *others = outputs.values()
+    for manifest, data in others:
+        assert manifest["schema"] == wire_manifest["schema"] and manifest["rows"] == wire_manifest["rows"]
+        if export_format == "parquet":
+            wire_table, table = pq.read_table(io.BytesIO(wire)), pq.read_table(io.BytesIO(data))
+            assert table.schema.equals(wire_table.schema, check_metadata=True)
+            assert same_values(table, wire_table), f"seed {SEED}"
+        else:
+            assert data == wire, f"seed {SEED}"

@@ -116,3 +116,19 @@ def split_rows(bodies: Sequence[bytes], num_columns: int) -> RowBatch:
     if np.any(position != row_start + sizes):
         raise DataRowError("DataRow field lengths do not add up to the message length")
     return RowBatch(data, fields)
+
+
+def text_fields(values: Sequence[str | None]) -> tuple[RowBatch, FieldRefs]:
+    """One column of texts (``None`` for NULL) laid out as a :class:`RowBatch`, for the text decoders."""
+    encoded = [b"" if value is None else value.encode("utf-8") for value in values]
+    count = len(encoded)
+    length = np.fromiter(map(len, encoded), dtype=np.int64, count=count)
+    if length.sum() > MAX_BATCH_BYTES:
+        raise DataRowError(f"a column of {int(length.sum())} bytes; at most {MAX_BATCH_BYTES} at once")
+    length = length.astype(np.int32)
+    start = np.zeros(count, dtype=np.int32)
+    np.cumsum(length[:-1], out=start[1:])
+    null = np.fromiter((value is None for value in values), dtype=bool, count=count)
+    data = np.frombuffer(b"".join(itertools.chain(encoded, (_PAD,))), dtype=np.uint8)
+    refs = FieldRefs(start, length, null)
+    return RowBatch(data, [refs]), refs

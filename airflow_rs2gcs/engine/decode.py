@@ -30,6 +30,10 @@ MICROS_PER_DAY = 86_400_000_000
 _SIX = np.arange(6, dtype=np.int64)
 _POW10 = 10 ** (5 - _SIX)
 _DATE_TEXT = re.compile(r"^(\d{4,})-(\d{2})-(\d{2})( BC)?$")
+_TIMESTAMP_TEXT = re.compile(
+    r"^(?P<date>\d{4,}-\d{2}-\d{2}) (?P<h>\d{2}):(?P<m>\d{2}):(?P<s>\d{2})(?:\.(?P<f>\d{1,6}))?"
+    r"(?P<zone>\+00)?(?P<bc> BC)?$"
+)
 _DATE_DIGITS = np.array([0, 1, 2, 3, 5, 6, 8, 9])
 _DATE_DIGIT_WEIGHTS = np.array([1000, 100, 10, 1, 10, 1, 10, 1])
 _MONTH_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
@@ -168,8 +172,8 @@ def date_text_days(text: str) -> int:
     return int(civil_days(year, month, day))
 
 
-def _date(batch: RowBatch, refs: FieldRefs, column: Column) -> pa.Array:
-    """``YYYY-MM-DD`` vectorised; other forms (BC, longer years, infinity) one by one."""
+def _date_values(batch: RowBatch, refs: FieldRefs) -> np.ndarray:
+    """Days since 1970-01-01: ``YYYY-MM-DD`` vectorised; the rest (BC, longer years, infinity) one by one."""
     data, start = batch.data, refs.start
     digits = gather(data, start, 10)[:, _DATE_DIGITS].astype(np.int32) - ord("0")
     shape_ok = (refs.length == 10) & (data[start + 4] == ord("-")) & (data[start + 7] == ord("-"))
@@ -181,14 +185,18 @@ def _date(batch: RowBatch, refs: FieldRefs, column: Column) -> pa.Array:
     values = np.where(plain, civil_days(year, month, day), 0).astype(np.int32)
     for index in np.flatnonzero(~plain & ~refs.null):
         values[index] = date_text_days(field_text(batch, refs, int(index)))
-    return _from_values(pa.date32(), values, refs)
+    return values
+
+
+def _date(batch: RowBatch, refs: FieldRefs, column: Column) -> pa.Array:
+    return _from_values(pa.date32(), _date_values(batch, refs), refs)
 
 
 def _digits(data: np.ndarray, at: np.ndarray) -> np.ndarray:
     return data[at].astype(np.int64) - 48
 
 
-def _time(batch: RowBatch, refs: FieldRefs, column: Column) -> pa.Array:
+def _time_values(batch: RowBatch, refs: FieldRefs) -> np.ndarray:
     """``HH:MM:SS[.f{1,6}]`` -> microseconds since midnight."""
     data, start, length, valid = batch.data, refs.start, refs.length, ~refs.null
     fraction_digits = np.clip(length - 9, 0, 6)
@@ -210,7 +218,55 @@ def _time(batch: RowBatch, refs: FieldRefs, column: Column) -> pa.Array:
     micros[refs.null] = 0
     if np.any(micros >= MICROS_PER_DAY):
         raise DecodeError("the time 24:00:00 cannot be held by time64[us]; cast it in a custom query")
-    return _from_values(pa.time64("us"), micros, refs)
+    return micros
+
+
+def _time(batch: RowBatch, refs: FieldRefs, column: Column) -> pa.Array:
+    return _from_values(pa.time64("us"), _time_values(batch, refs), refs)
+
+
+def timestamp_text_micros(text: str, zoned: bool) -> int:
+    """Microseconds since 1970-01-01 of a TIMESTAMP(TZ) text in ``DateStyle`` ISO, time zone UTC.
+
+    Takes the forms the vectorised decoder leaves over: BC, years past 9999, and refuses
+    ``infinity`` and anything a ``timestamp[us]`` cannot hold, as the binary decoder does.
+    """
+    match = _TIMESTAMP_TEXT.match(text)
+    if match is None or bool(match["zone"]) != zoned:
+        raise DecodeError(
+            f"the timestamp {text!r} cannot be held by timestamp[us]; cast or filter it in a custom query"
+        )
+    days = date_text_days(f"{match['date']}{match['bc'] or ''}")
+    hours, minutes, seconds = int(match["h"]), int(match["m"]), int(match["s"])
+    if hours > 23 or minutes > 59 or seconds > 59:
+        raise DecodeError(f"the timestamp {text!r} does not exist")
+    fraction = int((match["f"] or "").ljust(6, "0"))
+    micros = days * MICROS_PER_DAY + ((hours * 60 + minutes) * 60 + seconds) * 1_000_000 + fraction
+    if not INT64_MIN < micros <= INT64_MAX:
+        raise DecodeError(f"the timestamp {text!r} cannot be held by timestamp[us]")
+    return micros
+
+
+def _timestamp_text(batch: RowBatch, refs: FieldRefs, column: Column) -> pa.Array:
+    """``YYYY-MM-DD HH:MM:SS[.ffffff]`` (``+00`` after it for TIMESTAMPTZ) vectorised; the rest one by one.
+
+    The binary wire form is the fast path's; this text form is what a plain driver read gets from a
+    cast to VARCHAR, and decodes to the same microseconds.
+    """
+    zoned = getattr(column.arrow_type, "tz", None) is not None
+    zone = 3 if zoned else 0
+    data, start, length = batch.data, refs.start, refs.length
+    end = start + length
+    plain = ~refs.null & (length >= 19 + zone) & (length <= 26 + zone) & (data[start + 10] == ord(" "))
+    if zoned:
+        plain &= (data[end - 3] == ord("+")) & (data[end - 2] == ord("0")) & (data[end - 1] == ord("0"))
+    zero = np.zeros_like(length)
+    days = _date_values(batch, FieldRefs(start, np.where(plain, 10, zero), ~plain))
+    clock = _time_values(batch, FieldRefs(start + 11, np.where(plain, length - 11 - zone, zero), ~plain))
+    micros = np.where(plain, days.astype(np.int64) * MICROS_PER_DAY + clock, 0)
+    for index in np.flatnonzero(~plain & ~refs.null):
+        micros[index] = timestamp_text_micros(field_text(batch, refs, int(index)), zoned)
+    return _from_values(column.arrow_type, micros, refs)
 
 
 def _hex_binary(batch: RowBatch, refs: FieldRefs, column: Column) -> pa.Array:
@@ -248,6 +304,9 @@ _TEXT_DECODERS: dict[int, Decoder] = {
     Oid.TIME: _time,
     Oid.BYTEA: _hex_binary,
     Oid.VARBYTE: _hex_binary,
+    # Timestamps come binary on the fast path; these read their text (the plain driver path's).
+    Oid.TIMESTAMP: _timestamp_text,
+    Oid.TIMESTAMPTZ: _timestamp_text,
 }
 
 
@@ -255,6 +314,11 @@ def decoder_for(column: Column) -> Decoder:
     """The decoder of a column, from its wire format and Arrow type."""
     if column.wire_format == WireFormat.BINARY:
         return _BINARY_DECODERS[column.type_oid]
+    return text_decoder_for(column)
+
+
+def text_decoder_for(column: Column) -> Decoder:
+    """The decoder of a column's values received as the server's text, whatever its wire format."""
     if pa.types.is_decimal(column.arrow_type):
         return _decimal
     return _TEXT_DECODERS.get(column.type_oid, _string)

@@ -1,6 +1,6 @@
 """One export: a query's rows streamed from Redshift into objects and a manifest under one GCS folder.
 
-reader (DECLARE/FETCH, raw rows -> Arrow) -> rolling file writer (Parquet/CSV/JSON Lines) ->
+row source (DECLARE/FETCH -> Arrow, fast or plain path) -> rolling file writer (Parquet/CSV/JSON Lines) ->
 background uploader (bounded, retried) -> manifest (published last). A failed try leaves no manifest
 and deletes the folder's data objects (the earlier manifest was retracted first, so nothing there
 was complete any more).
@@ -17,7 +17,7 @@ from airflow_rs2gcs.engine.encoders import LocalFile, RollingFileWriter
 from airflow_rs2gcs.engine.manifest import build_manifest, delete_unlisted, publish_manifest, retract_manifest
 from airflow_rs2gcs.engine.paths import data_object_name
 from airflow_rs2gcs.engine.progress import Progress
-from airflow_rs2gcs.engine.reader import CursorReader
+from airflow_rs2gcs.engine.rowsource import RowSource, open_row_source
 from airflow_rs2gcs.engine.settings import CONTENT_TYPES, ExportSettings, file_extension
 from airflow_rs2gcs.engine.uploader import BackgroundUploader
 
@@ -51,7 +51,7 @@ class _Export:
     def _upload(self, local: LocalFile) -> None:
         self.uploader.submit(local, data_object_name(self.object_prefix, local.index, self.extension))
 
-    def writer_for(self, reader: CursorReader) -> RollingFileWriter:
+    def writer_for(self, reader: RowSource) -> RollingFileWriter:
         if self.writer is None:
             assert reader.schema is not None
             s = self.settings
@@ -60,7 +60,7 @@ class _Export:
             )
         return self.writer
 
-    def stream(self, reader: CursorReader, progress: Progress) -> None:
+    def stream(self, reader: RowSource, progress: Progress) -> None:
         for batch in reader.batches():
             writer = self.writer_for(reader)
             writer.write(batch)
@@ -102,7 +102,7 @@ def run_export(
     """
     retract_manifest(gcs_hook, bucket, object_prefix)
     s = settings
-    reader = CursorReader(connection, sql, s.fetch_size, s.batch_rows, s.batch_bytes)
+    reader = open_row_source(connection, sql, settings)
     with tempfile.TemporaryDirectory(prefix="rs2gcs-") as workdir:
         export = _Export(gcs_hook, bucket, object_prefix, settings, workdir)
         try:
@@ -123,11 +123,12 @@ def run_export(
     )
     name = publish_manifest(gcs_hook, bucket, object_prefix, manifest)
     log.info(
-        "published gs://%s/%s: %d rows in %d object(s), %d bytes",
+        "published gs://%s/%s: %d rows in %d object(s), %d bytes (read through the %s path)",
         bucket,
         name,
         manifest["rows"],
         len(objects),
         manifest["bytes"],
+        reader.method,
     )
     return ExportResult(manifest["rows"], manifest["bytes"], len(objects), name)

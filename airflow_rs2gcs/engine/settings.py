@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 FORMATS = ("parquet", "csv", "jsonl")
 COMPRESSIONS = {
@@ -17,6 +18,10 @@ CONTENT_TYPES = {
     "jsonl": "application/x-ndjson",
 }
 SINGLE_NODE_MAX_FETCH = 1000
+# How rows are read (see airflow_rs2gcs.engine.rowsource): the fast path, the driver's public API, or
+# the fast path with a fallback to the driver's API when the installed driver does not support it.
+FetchMethod = Literal["auto", "wire", "driver"]
+FETCH_METHODS: tuple[str, ...] = get_args(FetchMethod)
 
 
 def file_extension(export_format: str, compression: str) -> str:
@@ -38,6 +43,15 @@ def check_format(export_format: str, compression: str | None) -> str:
     return compression
 
 
+def check_fetch_method(fetch_method: str) -> str:
+    """Validate a fetch method (:data:`FETCH_METHODS`) and return it."""
+    if fetch_method not in FETCH_METHODS:
+        raise ValueError(
+            f"fetch_method {fetch_method!r} is not supported; allowed: {', '.join(FETCH_METHODS)}"
+        )
+    return fetch_method
+
+
 @dataclass(frozen=True)
 class ExportSettings:
     """How to read, encode, roll and upload the files of one export.
@@ -51,6 +65,8 @@ class ExportSettings:
     :param batch_bytes: wire bytes at which a decode batch ends early (wide rows).
     :param max_file_bytes: size at which a data file is finished and uploaded.
     :param max_uploads_in_flight: uploads running or queued at once.
+    :param fetch_method: how rows are read: ``auto`` (default), ``wire`` or ``driver`` (see
+        :data:`FETCH_METHODS`).
     """
 
     export_format: str = "parquet"
@@ -60,9 +76,11 @@ class ExportSettings:
     batch_bytes: int = 8 * 1024 * 1024
     max_file_bytes: int = 32 * 1024 * 1024
     max_uploads_in_flight: int = 2
+    fetch_method: str = "auto"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "compression", check_format(self.export_format, self.compression))
+        check_fetch_method(self.fetch_method)
         for name in ("fetch_size", "batch_rows", "batch_bytes", "max_file_bytes", "max_uploads_in_flight"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")

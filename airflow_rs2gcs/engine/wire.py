@@ -30,7 +30,13 @@ DATA_ROW = b"D"
 
 
 class UnsupportedDriverError(RuntimeError):
-    """The installed ``redshift_connector`` does not expose what :class:`RawRowCapture` relies on."""
+    """The installed ``redshift_connector`` does not expose what :class:`RawRowCapture` relies on.
+
+    The message starts with the driver's version.
+    """
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(f"redshift_connector {driver_version()}: {problem}")
 
 
 def _unused_decoder(data: bytes, offset: int, length: int) -> bytes:
@@ -38,7 +44,8 @@ def _unused_decoder(data: bytes, offset: int, length: int) -> bytes:
     return data[offset : offset + length]
 
 
-def _driver_version() -> str:
+def driver_version() -> str:
+    """The installed ``redshift_connector`` version, for messages."""
     try:
         import redshift_connector
 
@@ -53,8 +60,8 @@ def check_driver(connection: Any) -> None:
     formats = getattr(connection, "redshift_types", None)
     if not isinstance(handlers, dict) or DATA_ROW not in handlers or not isinstance(formats, dict):
         raise UnsupportedDriverError(
-            f"redshift_connector {_driver_version()} has no per-connection 'message_types' DataRow handler "
-            "or 'redshift_types' table; the sync engine needs redshift_connector 2.x"
+            "no per-connection 'message_types' DataRow handler or 'redshift_types' table; the fast "
+            "path needs redshift_connector 2.x"
         )
 
 
@@ -66,12 +73,22 @@ def result_format_table(driver_table: dict[int, tuple[int, Callable]]) -> defaul
     return table
 
 
+def row_description(cursor: Any) -> list[dict]:
+    """The driver's row description of ``cursor``'s current statement (it has the type modifiers)."""
+    row_desc = (getattr(cursor, "ps", None) or {}).get("row_desc")
+    if not isinstance(row_desc, list):
+        raise UnsupportedDriverError(
+            "the cursor keeps no row description ('row_desc')"
+        )
+    return row_desc
+
+
 def result_formats(cursor: Any) -> list[int]:
     """The result format codes the driver bound for ``cursor``'s current statement (from its Bind)."""
     bind = (getattr(cursor, "ps", None) or {}).get("bind_2")
     if bind is None:
         raise UnsupportedDriverError(
-            f"redshift_connector {_driver_version()} does not keep the bound result formats ('bind_2')"
+            "the cursor keeps no bound result formats ('bind_2')"
         )
     (count,) = struct.unpack_from("!h", bind, 0)
     return list(struct.unpack_from(f"!{count}h", bind, 2))

@@ -9,7 +9,12 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import Asset, AssetAlias, BaseOperator
 
 from airflow_rs2gcs.engine.paths import check_object_prefix, dataset_root
-from airflow_rs2gcs.engine.settings import SINGLE_NODE_MAX_FETCH, ExportSettings, check_format
+from airflow_rs2gcs.engine.settings import (
+    SINGLE_NODE_MAX_FETCH,
+    ExportSettings,
+    check_fetch_method,
+    check_format,
+)
 from airflow_rs2gcs.sql import windowed
 
 if TYPE_CHECKING:
@@ -52,6 +57,11 @@ class RedshiftToGCSOperator(BaseOperator):
     :param max_file_bytes: size at which a data file is finished, uploaded, and a new one started.
     :param max_uploads_in_flight: uploads running or queued at once.
     :param impersonation_chain: optional service account(s) to impersonate for GCS (templated).
+    :param fetch_method: how rows are read (templated): ``auto`` (default) reads through the fast
+        path and falls back to the driver's public API, with one warning, when the installed
+        ``redshift_connector`` lacks what the fast path needs; ``wire`` only the fast path (an
+        unsupported driver fails the task); ``driver`` only the public API (slower). Both paths
+        write the same schema and values.
     """
 
     template_fields: Sequence[str] = (
@@ -60,6 +70,7 @@ class RedshiftToGCSOperator(BaseOperator):
         "object_prefix",
         "incremental_column",
         "impersonation_chain",
+        "fetch_method",
     )
     template_ext: Sequence[str] = (".sql",)
     template_fields_renderers = {"sql": "sql"}
@@ -82,6 +93,7 @@ class RedshiftToGCSOperator(BaseOperator):
         max_file_bytes: int = DEFAULTS.max_file_bytes,
         max_uploads_in_flight: int = DEFAULTS.max_uploads_in_flight,
         impersonation_chain: str | Sequence[str] | None = None,
+        fetch_method: str = DEFAULTS.fetch_method,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -99,6 +111,7 @@ class RedshiftToGCSOperator(BaseOperator):
         self.max_file_bytes = max_file_bytes
         self.max_uploads_in_flight = max_uploads_in_flight
         self.impersonation_chain = impersonation_chain
+        self.fetch_method = fetch_method if "{{" in fetch_method else check_fetch_method(fetch_method)
 
     def _query(self, context: Context) -> str:
         if not self.incremental_column:
@@ -128,6 +141,7 @@ class RedshiftToGCSOperator(BaseOperator):
             batch_rows=self.batch_rows,
             max_file_bytes=self.max_file_bytes,
             max_uploads_in_flight=self.max_uploads_in_flight,
+            fetch_method=self.fetch_method,
         )
 
     def execute(self, context: Context) -> dict[str, Any]:

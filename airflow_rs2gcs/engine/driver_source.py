@@ -1,0 +1,202 @@
+"""The plain row source: only the driver's public DB-API (``execute``, ``description``, ``fetchall``).
+
+It is the fallback for a ``redshift_connector`` whose internals the fast path
+(:mod:`airflow_rs2gcs.engine.wire_source`) cannot use: slower, since the driver builds a Python object
+per value, but it writes the same Arrow schema and the same values, through the same type mapping
+(:mod:`airflow_rs2gcs.engine.types`) and the same text decoders (:mod:`airflow_rs2gcs.engine.decode`).
+
+The driver's own conversions are not all exact (it turns BC dates into ``date.min``, drops a TIMETZ
+offset, parses JSON, may read NUMERIC as float), so the query is wrapped to hand every column the
+engine reads as text over as text::
+
+    SELECT c1, CAST(c2 AS VARCHAR), ... FROM (<sql>) AS rs2gcs_rows(c1, c2, ...)
+
+- kept as the driver's values: BOOLEAN, SMALLINT, INTEGER, BIGINT, REAL, DOUBLE PRECISION, which
+  it reads in binary and converts exactly, and the text types, which it hands over unchanged (a
+  cast would trim CHAR's blank padding, and SUPER and the spatial types cannot all be cast);
+- ``FROM_VARBYTE(c, 'hex')`` for VARBYTE (the driver would decode its bytes as UTF-8);
+- ``CAST(c AS VARCHAR)`` for everything else, timestamps included (the driver clamps those outside
+  the years 1-9999).
+
+The columns are described first, with ``SELECT * FROM (<sql>) LIMIT 0``. DECIMAL(p,s) needs the
+type modifier, which DB-API's ``description`` does not carry; it is read from the driver's row
+description where the driver still keeps one, and otherwise the column is written as exact text
+(the type mapping's rule for a NUMERIC of unknown precision), with a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pyarrow as pa
+
+from airflow_rs2gcs.engine.datarows import text_fields
+from airflow_rs2gcs.engine.decode import DecodeError, text_decoder_for
+from airflow_rs2gcs.engine.reader import (
+    check_batch_sizes,
+    declare_cursor,
+    fetch_statement,
+    read_only_transaction,
+)
+from airflow_rs2gcs.engine.types import Column, Oid, column_for, schema_of
+from airflow_rs2gcs.engine.wire import UnsupportedDriverError, driver_version, row_description
+
+log = logging.getLogger(__name__)
+
+# Binary types whose Python values the driver converts exactly (not the timestamps: see above).
+DRIVER_VALUES = frozenset({Oid.BOOL, Oid.INT2, Oid.INT4, Oid.INT8, Oid.FLOAT4, Oid.FLOAT8})
+# Types the driver hands over as the server's text, which a cast would change or could not take.
+DRIVER_TEXT = frozenset(
+    {
+        Oid.CHAR,
+        Oid.BPCHAR,
+        Oid.VARCHAR,
+        Oid.TEXT,
+        Oid.NAME,
+        Oid.SUPER,
+        Oid.GEOMETRY,
+        Oid.GEOGRAPHY,
+        Oid.GEOMETRYHEX,
+    }
+)
+ROWS_ALIAS = "rs2gcs_rows"
+
+
+def type_modifiers(cursor: Any) -> list[int] | None:
+    """The type modifiers of ``cursor``'s result columns from the driver's row description, if it keeps
+    one (DB-API's ``description`` has no precision or scale); ``None`` if it does not."""
+    try:
+        return [int(field["type_modifier"]) for field in row_description(cursor)]
+    except (UnsupportedDriverError, KeyError, TypeError, ValueError):
+        return None
+
+
+def described_columns(description: Sequence[Sequence[Any]], modifiers: Sequence[int] | None) -> list[Column]:
+    """The result columns from DB-API's ``description`` (names, type OIDs), through the type mapping."""
+    if modifiers is None or len(modifiers) != len(description):
+        modifiers = [-1] * len(description)
+    columns = []
+    for (name, type_oid, *_), modifier in zip(description, modifiers, strict=True):
+        label = name.decode("utf-8") if isinstance(name, bytes) else str(name)
+        columns.append(column_for(label, int(type_oid), modifier))
+    return columns
+
+
+def _projection(column: Column, alias: str) -> str:
+    if column.type_oid in DRIVER_VALUES or column.type_oid in DRIVER_TEXT:
+        return alias
+    if column.type_oid == Oid.VARBYTE:
+        return f"FROM_VARBYTE({alias}, 'hex')"
+    return f"CAST({alias} AS VARCHAR)"
+
+
+def text_read_query(sql: str, columns: Sequence[Column]) -> str:
+    """``sql`` wrapped so that every column the engine reads as text reaches the driver as text."""
+    aliases = [f"c{index}" for index in range(1, len(columns) + 1)]
+    select = ", ".join(_projection(column, alias) for column, alias in zip(columns, aliases, strict=True))
+    return f"SELECT {select} FROM ({sql}) AS {ROWS_ALIAS}({', '.join(aliases)})"
+
+
+def column_array(column: Column, values: Sequence[Any]) -> pa.Array:
+    """One column of driver values as an Arrow array of the column's type; DecodeError names it."""
+    try:
+        if column.type_oid in DRIVER_VALUES:
+            return pa.array(values, type=column.arrow_type)
+        _check_texts(values)
+        if pa.types.is_string(column.arrow_type):
+            return pa.array(values, type=pa.string())
+        batch, refs = text_fields(values)
+        return text_decoder_for(column)(batch, refs, column)
+    except (DecodeError, pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
+        raise DecodeError(f"column {column.name!r} ({column.type_name}): {exc}") from exc
+
+
+def _check_texts(values: Sequence[Any]) -> None:
+    for value in values:
+        if value is not None and not isinstance(value, str):
+            raise DecodeError(
+                f"redshift_connector {driver_version()} returned a {type(value).__name__} where the "
+                "server's text was expected"
+            )
+
+
+class DriverRowSource:
+    """Reads ``sql`` as Arrow record batches through the driver's public API only (the plain path).
+
+    :param connection: an open ``redshift_connector`` connection with no transaction open; the source
+        owns it while :meth:`batches` runs (see :func:`airflow_rs2gcs.engine.reader.read_only_transaction`).
+    :param sql: one SELECT; it is described, wrapped (see the module doc) and read through a cursor.
+    :param fetch_size: rows per ``FETCH FORWARD`` (at most 1000 on single-node clusters).
+    :param batch_rows: rows per record batch; the last may be smaller.
+    :param batch_bytes: unused here (the driver sizes nothing in bytes); accepted so that both row
+        sources take the same settings.
+    """
+
+    method = "driver"
+
+    def __init__(
+        self,
+        connection: Any,
+        sql: str,
+        fetch_size: int = 10_000,
+        batch_rows: int = 10_000,
+        batch_bytes: int = 8 * 1024 * 1024,
+    ) -> None:
+        check_batch_sizes(fetch_size=fetch_size, batch_rows=batch_rows, batch_bytes=batch_bytes)
+        self.connection = connection
+        self.sql = sql
+        self.fetch_size = fetch_size
+        self.batch_rows = batch_rows
+        self.columns: list[Column] = []
+        self.schema: pa.Schema | None = None
+        self.rows_read = 0
+        self.bytes_read = 0
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        """Yield the result as record batches; :attr:`columns` and :attr:`schema` are set before the first."""
+        with read_only_transaction(self.connection) as cursor:
+            cursor.execute(f"SELECT * FROM ({self.sql}) AS {ROWS_ALIAS} LIMIT 0")
+            modifiers = type_modifiers(cursor)
+            self.columns = described_columns(cursor.description or [], modifiers)
+            self.schema = schema_of(self.columns)
+            if modifiers is None:
+                self._warn_unsized_decimals()
+            name = declare_cursor(cursor, text_read_query(self.sql, self.columns))
+            yield from self._fetch_all(cursor, name)
+            cursor.execute(f"CLOSE {name}")
+
+    def _fetch_all(self, cursor: Any, name: str) -> Iterator[pa.RecordBatch]:
+        fetch = fetch_statement(name, self.fetch_size)
+        pending: list[Sequence[Any]] = []
+        while True:
+            cursor.execute(fetch)
+            rows = list(cursor.fetchall())
+            last = len(rows) < self.fetch_size
+            pending += rows
+            del rows
+            while pending and (len(pending) >= self.batch_rows or last):
+                chunk, pending = pending[: self.batch_rows], pending[self.batch_rows :]
+                yield self._convert(chunk)
+            if last:
+                return
+
+    def _convert(self, rows: list[Sequence[Any]]) -> pa.RecordBatch:
+        assert self.schema is not None
+        values = list(zip(*rows, strict=True)) if rows else [()] * len(self.columns)
+        arrays = [column_array(column, list(v)) for column, v in zip(self.columns, values, strict=True)]
+        batch = pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+        self.rows_read += batch.num_rows
+        self.bytes_read += batch.nbytes
+        return batch
+
+    def _warn_unsized_decimals(self) -> None:
+        unsized = [c.name for c in self.columns if c.type_oid == Oid.NUMERIC and c.type_modifier < 0]
+        if unsized:
+            log.warning(
+                "redshift_connector %s gives no precision and scale for the DECIMAL column(s) %s: they "
+                "are written as exact text (string), as for a NUMERIC without (p,s)",
+                driver_version(),
+                ", ".join(unsized),
+            )

@@ -77,15 +77,22 @@ def ids_in(gcs, manifest: dict) -> list[int]:
 SMALL = {"fetch_size": 200, "batch_rows": 256, "max_file_bytes": 40_000}
 
 
-def test_the_manifest_is_last_and_lists_every_object_with_its_gcs_md5(gcs):
-    result = export(f"SELECT * FROM {TABLE}", "m/orders", **SMALL)
-    manifest = manifest_of(gcs, "m/orders")
-    present = listing(gcs, "m/orders")
+@pytest.fixture(params=["wire", "driver"])
+def fetch_method(request) -> str:
+    """The tests that take it run on the fast path and on the plain driver path."""
+    return request.param
+
+
+def test_the_manifest_is_last_and_lists_every_object_with_its_gcs_md5(gcs, fetch_method):
+    prefix = f"m/{fetch_method}/orders"
+    result = export(f"SELECT * FROM {TABLE}", prefix, fetch_method=fetch_method, **SMALL)
+    manifest = manifest_of(gcs, prefix)
+    present = listing(gcs, prefix)
     assert result.objects == len(manifest["objects"]) > 1
     assert {o["name"]: o["md5"] for o in manifest["objects"]} == {
         k: v for k, v in present.items() if "part-" in k
     }
-    assert set(present) == {o["name"] for o in manifest["objects"]} | {"m/orders/_manifest.json"}
+    assert set(present) == {o["name"] for o in manifest["objects"]} | {f"{prefix}/_manifest.json"}
     assert manifest["rows"] == sum(o["rows"] for o in manifest["objects"]) == ROWS + 2
     assert manifest["source_query"] == f"SELECT * FROM {TABLE}"
     assert manifest["data_interval"] == {
@@ -96,29 +103,27 @@ def test_the_manifest_is_last_and_lists_every_object_with_its_gcs_md5(gcs):
     assert ids_in(gcs, manifest) == [*range(1, ROWS + 1), 90001, 90002]
 
 
-def test_rerunning_an_interval_changes_nothing_and_a_smaller_rerun_leaves_no_orphans(gcs):
-    sql = f"SELECT * FROM {TABLE}"
-    export(sql, "rerun/orders", **SMALL)
-    first = (listing(gcs, "rerun/orders"), manifest_of(gcs, "rerun/orders"))
-    export(sql, "rerun/orders", **SMALL)
-    assert (listing(gcs, "rerun/orders"), manifest_of(gcs, "rerun/orders")) == first
-    export(f"{sql} WHERE id <= 100", "rerun/orders", **SMALL)  # fewer rows, fewer files
-    manifest = manifest_of(gcs, "rerun/orders")
+def test_rerunning_an_interval_changes_nothing_and_a_smaller_rerun_leaves_no_orphans(gcs, fetch_method):
+    sql, prefix = f"SELECT * FROM {TABLE}", f"rerun/{fetch_method}/orders"
+    export(sql, prefix, fetch_method=fetch_method, **SMALL)
+    first = (listing(gcs, prefix), manifest_of(gcs, prefix))
+    export(sql, prefix, fetch_method=fetch_method, **SMALL)
+    assert (listing(gcs, prefix), manifest_of(gcs, prefix)) == first
+    export(f"{sql} WHERE id <= 100", prefix, fetch_method=fetch_method, **SMALL)  # fewer rows, fewer files
+    manifest = manifest_of(gcs, prefix)
     assert len(manifest["objects"]) == 1 < len(first[1]["objects"])
-    assert set(listing(gcs, "rerun/orders")) == {
-        manifest["objects"][0]["name"],
-        "rerun/orders/_manifest.json",
-    }
+    assert set(listing(gcs, prefix)) == {manifest["objects"][0]["name"], f"{prefix}/_manifest.json"}
     assert ids_in(gcs, manifest) == list(range(1, 101))
 
 
-def test_a_failed_try_leaves_no_manifest_and_no_objects(gcs):
-    export(f"SELECT * FROM {TABLE}", "fail/orders", **SMALL)
-    assert "fail/orders/_manifest.json" in listing(gcs, "fail/orders")
+def test_a_failed_try_leaves_no_manifest_and_no_objects(gcs, fetch_method):
+    prefix = f"fail/{fetch_method}/orders"
+    export(f"SELECT * FROM {TABLE}", prefix, fetch_method=fetch_method, **SMALL)
+    assert f"{prefix}/_manifest.json" in listing(gcs, prefix)
     failing = f"SELECT id, payload, 1 / (id - 2500) AS boom FROM {TABLE}"  # division by zero at row 2500
     with pytest.raises(Exception, match="division by zero"):
-        export(failing, "fail/orders", **SMALL)
-    assert listing(gcs, "fail/orders") == {}
+        export(failing, prefix, fetch_method=fetch_method, **SMALL)
+    assert listing(gcs, prefix) == {}
 
 
 @pytest.mark.parametrize(
@@ -126,11 +131,12 @@ def test_a_failed_try_leaves_no_manifest_and_no_objects(gcs):
     [("parquet", "snappy", "parquet"), ("csv", "gzip", "csv.gz"), ("jsonl", "none", "jsonl")],
 )
 def test_an_empty_result_publishes_a_manifest_with_zero_rows_and_one_empty_file(
-    gcs, export_format, compression, extension
+    gcs, export_format, compression, extension, fetch_method
 ):
-    prefix = f"empty/{export_format}"
+    prefix = f"empty/{fetch_method}/{export_format}"
+    sql = f"SELECT * FROM {TABLE} WHERE false"
     result = export(
-        f"SELECT * FROM {TABLE} WHERE false", prefix, export_format=export_format, compression=compression
+        sql, prefix, export_format=export_format, compression=compression, fetch_method=fetch_method
     )
     manifest = manifest_of(gcs, prefix)
     assert (result.rows, manifest["rows"], result.objects) == (0, 0, 1)
@@ -138,7 +144,7 @@ def test_an_empty_result_publishes_a_manifest_with_zero_rows_and_one_empty_file(
     assert [c["name"] for c in manifest["schema"]] == ["id", "updated_at", "seen_at", "payload"]
 
 
-def test_incremental_runs_over_consecutive_intervals_add_up_to_the_table(gcs):
+def test_incremental_runs_over_consecutive_intervals_add_up_to_the_table(gcs, fetch_method):
     from airflow.sdk import DAG
 
     from airflow_rs2gcs.transfers.redshift_to_gcs import RedshiftToGCSOperator
@@ -148,15 +154,16 @@ def test_incremental_runs_over_consecutive_intervals_add_up_to_the_table(gcs):
         landed.clear()
         for day in range(4):
             start, end = START + day * DAY, START + (day + 1) * DAY
-            with DAG(f"incremental_{column}_{day}", schedule=None):
+            with DAG(f"incremental_{fetch_method}_{column}_{day}", schedule=None):
                 operator = RedshiftToGCSOperator(
                     task_id="t",
                     sql=f"SELECT * FROM {TABLE}",
                     bucket=BUCKET,
-                    object_prefix=f"incremental/{column}/dt={start:%Y-%m-%d}",
+                    object_prefix=f"incremental/{fetch_method}/{column}/dt={start:%Y-%m-%d}",
                     redshift_conn_id="rs2gcs_redshift",
                     gcp_conn_id="rs2gcs_gcs",
                     incremental_column=column,
+                    fetch_method=fetch_method,
                 )
             result = operator.execute({"data_interval_start": start, "data_interval_end": end})  # type: ignore[arg-type]
             ids = ids_in(gcs, manifest_of(gcs, result["object_prefix"]))
@@ -204,7 +211,7 @@ def test_a_gcs_outage_during_the_export_is_retried(gcs, loaded):
     assert ids_in(gcs, manifest_of(gcs, "outage/orders")) == [*range(1, ROWS + 1), 90001, 90002]
 
 
-def test_the_export_runs_read_only_so_a_write_hidden_in_a_function_is_refused(loaded, gcs):
+def test_the_export_runs_read_only_so_a_write_hidden_in_a_function_is_refused(loaded, gcs, fetch_method):
     """The query gate refuses side effects by name; a user-defined function is stopped by the server."""
     pg = loaded.postgres
     pg.psql(
@@ -215,10 +222,19 @@ def test_the_export_runs_read_only_so_a_write_hidden_in_a_function_is_refused(lo
         database=pg.database,
     )
     with pytest.raises(Exception, match="read-only transaction"):
-        export("SELECT public.rs2gcs_sneaky() AS one", "readonly/sneaky")
+        export(
+            "SELECT public.rs2gcs_sneaky() AS one",
+            f"readonly/{fetch_method}/sneaky",
+            fetch_method=fetch_method,
+        )
     assert pg.psql("SELECT count(*) FROM public.rs2gcs_export_victim", database=pg.database).strip() == "0"
-    assert "readonly/sneaky/_manifest.json" not in listing(gcs, "readonly/sneaky")
-    assert export(f"SELECT id FROM {TABLE} WHERE id <= 10", "readonly/plain").rows == 10
+    assert f"readonly/{fetch_method}/sneaky/_manifest.json" not in listing(
+        gcs, f"readonly/{fetch_method}/sneaky"
+    )
+    plain = export(
+        f"SELECT id FROM {TABLE} WHERE id <= 10", f"readonly/{fetch_method}/plain", fetch_method=fetch_method
+    )
+    assert plain.rows == 10
 
 
 # Every decoder runs (numeric, date, time, bytea, text, bool, floats, timestamps) in a fresh process.
@@ -233,7 +249,7 @@ import sys
 sys.path.insert(0, "tests")
 from stack_exports import export_through_engine
 result = export_through_engine({_EVERY_DECODER_SQL!r}, {BUCKET!r}, sys.argv[2], ("a", "b"), "d",
-                               export_format=sys.argv[1])
+                               export_format=sys.argv[1], fetch_method=sys.argv[3])
 assert result.rows == 500, result
 print("compute kernels loaded:", "pyarrow._compute" in sys.modules)
 """
@@ -241,12 +257,19 @@ print("compute kernels loaded:", "pyarrow._compute" in sys.modules)
 
 @pytest.mark.parametrize(("export_format", "loaded_kernels"), [("parquet", False), ("csv", True)])
 def test_a_parquet_export_never_loads_arrows_compute_kernels(
-    loaded, stack_env, export_format, loaded_kernels
+    loaded, stack_env, export_format, loaded_kernels, fetch_method
 ):
     """Loading them costs every export process ~12 MB of RSS (bench/sync_bench.py's memory target);
     only the text formats need them."""
     probe = subprocess.run(
-        [sys.executable, "-c", _COMPUTE_PROBE, export_format, f"kernels/{export_format}"],
+        [
+            sys.executable,
+            "-c",
+            _COMPUTE_PROBE,
+            export_format,
+            f"kernels/{fetch_method}/{export_format}",
+            fetch_method,
+        ],
         capture_output=True,
         text=True,
         timeout=300,

@@ -43,10 +43,15 @@ class FieldRefs:
 
     def validity(self) -> tuple[pa.Buffer | None, int]:
         """Arrow's validity bitmap of the fields (``None`` when none is NULL) and the NULL count."""
-        nulls = self.null_count
-        if not nulls:
-            return None, 0
-        return pa.py_buffer(np.packbits(~self.null, bitorder="little")), nulls
+        return validity_bitmap(self.null)
+
+
+def validity_bitmap(null: np.ndarray) -> tuple[pa.Buffer | None, int]:
+    """Arrow's validity bitmap for these NULL flags (``None`` when none is NULL) and the NULL count."""
+    nulls = int(np.count_nonzero(null))
+    if not nulls:
+        return None, 0
+    return pa.py_buffer(np.packbits(~null, bitorder="little")), nulls
 
 
 @dataclass(frozen=True)

@@ -260,6 +260,8 @@ def _timestamp_text(batch: RowBatch, refs: FieldRefs, column: Column) -> pa.Arra
     plain = ~refs.null & (length >= 19 + zone) & (length <= 26 + zone) & (data[start + 10] == ord(" "))
     if zoned:
         plain &= (data[end - 3] == ord("+")) & (data[end - 2] == ord("0")) & (data[end - 1] == ord("0"))
+    else:
+        plain &= (data[end - 1] >= ord("0")) & (data[end - 1] <= ord("9"))  # not `` BC``
     zero = np.zeros_like(length)
     days = _date_values(batch, FieldRefs(start, np.where(plain, 10, zero), ~plain))
     clock = _time_values(batch, FieldRefs(start + 11, np.where(plain, length - 11 - zone, zero), ~plain))

@@ -30,9 +30,10 @@ import logging
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
-from airflow_rs2gcs.engine.datarows import text_fields
+from airflow_rs2gcs.engine.datarows import text_fields, validity_bitmap
 from airflow_rs2gcs.engine.decode import DecodeError, text_decoder_for
 from airflow_rs2gcs.engine.reader import (
     check_batch_sizes,
@@ -45,8 +46,16 @@ from airflow_rs2gcs.engine.wire import UnsupportedDriverError, driver_version, r
 
 log = logging.getLogger(__name__)
 
-# Binary types whose Python values the driver converts exactly (not the timestamps: see above).
-DRIVER_VALUES = frozenset({Oid.BOOL, Oid.INT2, Oid.INT4, Oid.INT8, Oid.FLOAT4, Oid.FLOAT8})
+# Binary types whose Python values the driver converts exactly (not the timestamps: see above), and
+# the numpy type each is gathered in.
+DRIVER_VALUES: dict[int, type[np.generic]] = {
+    Oid.BOOL: np.bool_,
+    Oid.INT2: np.int16,
+    Oid.INT4: np.int32,
+    Oid.INT8: np.int64,
+    Oid.FLOAT4: np.float32,
+    Oid.FLOAT8: np.float64,
+}
 # Types the driver hands over as the server's text, which a cast would change or could not take.
 DRIVER_TEXT = frozenset(
     {
@@ -100,17 +109,29 @@ def text_read_query(sql: str, columns: Sequence[Column]) -> str:
 
 
 def column_array(column: Column, values: Sequence[Any]) -> pa.Array:
-    """One column of driver values as an Arrow array of the column's type; DecodeError names it."""
+    """One column of driver values as an Arrow array of the column's type; DecodeError names it.
+
+    Built from numpy buffers, not ``pa.array``: that one imports pandas and with it Arrow's compute
+    kernels, which a Parquet export otherwise never loads (see bench/README.md on memory).
+    """
     try:
         if column.type_oid in DRIVER_VALUES:
-            return pa.array(values, type=column.arrow_type)
+            return _driver_values(column, values)
         _check_texts(values)
-        if pa.types.is_string(column.arrow_type):
-            return pa.array(values, type=pa.string())
         batch, refs = text_fields(values)
         return text_decoder_for(column)(batch, refs, column)
-    except (DecodeError, pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
+    except (DecodeError, pa.ArrowInvalid, TypeError, ValueError, OverflowError) as exc:
         raise DecodeError(f"column {column.name!r} ({column.type_name}): {exc}") from exc
+
+
+def _driver_values(column: Column, values: Sequence[Any]) -> pa.Array:
+    count = len(values)
+    null = np.fromiter((value is None for value in values), dtype=bool, count=count)
+    dtype = DRIVER_VALUES[column.type_oid]
+    numbers = np.fromiter((0 if value is None else value for value in values), dtype=dtype, count=count)
+    data = np.packbits(numbers, bitorder="little") if column.type_oid == Oid.BOOL else numbers
+    validity, nulls = validity_bitmap(null)
+    return pa.Array.from_buffers(column.arrow_type, count, [validity, pa.py_buffer(data)], nulls)
 
 
 def _check_texts(values: Sequence[Any]) -> None:

@@ -77,9 +77,7 @@ def row_description(cursor: Any) -> list[dict]:
     """The driver's row description of ``cursor``'s current statement (it has the type modifiers)."""
     row_desc = (getattr(cursor, "ps", None) or {}).get("row_desc")
     if not isinstance(row_desc, list):
-        raise UnsupportedDriverError(
-            "the cursor keeps no row description ('row_desc')"
-        )
+        raise UnsupportedDriverError("the cursor keeps no row description ('row_desc')")
     return row_desc
 
 
@@ -87,9 +85,7 @@ def result_formats(cursor: Any) -> list[int]:
     """The result format codes the driver bound for ``cursor``'s current statement (from its Bind)."""
     bind = (getattr(cursor, "ps", None) or {}).get("bind_2")
     if bind is None:
-        raise UnsupportedDriverError(
-            "the cursor keeps no bound result formats ('bind_2')"
-        )
+        raise UnsupportedDriverError("the cursor keeps no bound result formats ('bind_2')")
     (count,) = struct.unpack_from("!h", bind, 0)
     return list(struct.unpack_from(f"!{count}h", bind, 2))
 

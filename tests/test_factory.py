@@ -26,7 +26,7 @@ GOOD = {
     "timezone": "Europe/Berlin",
     "tables": [
         {"name": "public.orders", "mode": "incremental", "cursor_column": "updated_at"},
-        {"name": "public.customers"},
+        {"name": "public.customers", "fetch_method": "driver"},
         {"name": "daily_revenue", "query": "select 1 as x"},
     ],
 }
@@ -92,10 +92,12 @@ def test_manual_tenant_has_no_schedule_and_plan_picks_tables():
             "object_prefix": "redshift/acme/public.orders/"
             "dt=2026-11-24/interval=20261124T070000Z_20261124T080000Z",
             "incremental_column": "updated_at",
+            "fetch_method": "auto",
         }
     ]
     full = _plan_tables(tenant, {"tables": None, "full_refresh": True}, start, end)
     assert [p["incremental_column"] for p in full] == [None, None, None]
+    assert [p["fetch_method"] for p in full] == ["auto", "driver", "auto"]  # a table may choose its path
     with pytest.raises(ValueError, match="unknown tables"):
         _plan_tables(tenant, {"tables": ["nope"]}, start, end)
 

@@ -50,6 +50,11 @@ def test_widget_labels_are_accepted_as_values():
             ["'orders; drop table x'", "schema.table"],
         ),
         ({"tables": [{"name": "t", "mode": "incremental"}]}, "tables.0", ["cursor_column"]),
+        (
+            {"tables": [{"name": "t", "fetch_method": "fast"}]},
+            "tables.0.fetch_method",
+            ["'fast'", "'auto'", "'wire'", "'driver'"],
+        ),
         ({"tables": [{"name": "t"}, {"name": "T"}]}, "tables", ["duplicate table names ['t']"]),
         ({"bukcet": "x"}, "bukcet", ["did you mean 'bucket'"]),
         ({"tables": [{"nmae": "t"}]}, "tables.0.nmae", ["did you mean 'name'"]),

@@ -44,7 +44,9 @@ def synced(stack):
     stack.gcs.create_bucket(BUCKET)
     with AirflowHome(stack.airflow_env()) as home:
         home.migrate()
-        home.set_variable("rs2gcs_tenants", demo_tenants("rs2gcs_redshift", "rs2gcs_gcs"))
+        tenants = demo_tenants("rs2gcs_redshift", "rs2gcs_gcs")
+        tenants[TENANT_ID]["tables"][0]["fetch_method"] = "driver"  # customers: the plain driver path
+        home.set_variable("rs2gcs_tenants", tenants)
         result = home.run("dags", "test", f"rs2gcs_sync__{TENANT_ID}", LOGICAL_DATE, timeout=900)
         yield stack, result
 
@@ -82,7 +84,17 @@ def test_every_table_lands_with_a_manifest_and_source_row_counts(synced, gcs):
         assert present == listed | {f"{PREFIX}/{TENANT_ID}/{table}/{INTERVAL}/_manifest.json"}
 
 
+def test_each_table_reads_through_the_path_it_chose(synced):
+    _, result = synced
+    published = [line for line in result.stdout.splitlines() if "published gs://" in line]
+    assert len(published) == 4, result.stdout[-3000:]
+    for line in published:
+        path = "driver" if "/public.customers/" in line else "wire"
+        assert f"(read through the {path} path)" in line, line
+
+
 def test_customers_round_trip_value_by_value(synced, gcs):
+    """Read through the plain driver path (``fetch_method: driver``): the same values as the source."""
     landed = _read_table(gcs, _manifest(gcs, "public.customers")).sort_by("customer_id").to_pylist()
     from airflow.providers.amazon.aws.hooks.redshift_sql import RedshiftSQLHook
 

@@ -8,6 +8,8 @@ table of ``--rows`` rows and 8 columns (bigint, int, timestamptz, date, numeric(
 bool) and runs, each in a fresh child process so that imports and memory do not leak between them:
 
 * ``RedshiftToGCSOperator`` (Parquet/snappy, its defaults) through the real RedshiftSQLHook and GCSHook;
+* the same with ``fetch_method="driver"``: the plain path through the driver's public API, which
+  ``auto`` falls back to when the installed driver lacks what the fast path needs;
 * the google provider's ``PostgresToGCSOperator`` (CSV; its Parquet fails on DATE columns) with a
   server-side cursor of the same batch size, straight to PostgreSQL;
 * ``redshift_connector`` alone through the same shim: DECLARE/FETCH FORWARD 10000 and ``fetchall``,
@@ -23,6 +25,7 @@ that memory does not grow with the table. The exit status is 1 if a target is mi
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import resource
@@ -75,7 +78,7 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _child_ours(rows: int) -> dict[str, Any]:
+def _child_ours(rows: int, fetch_method: str = "auto") -> dict[str, Any]:
     from airflow.sdk import DAG
 
     from airflow_rs2gcs.transfers.redshift_to_gcs import RedshiftToGCSOperator
@@ -85,10 +88,11 @@ def _child_ours(rows: int) -> dict[str, Any]:
             task_id="ours",
             sql=QUERY,
             bucket=BUCKET,
-            object_prefix=f"ours/{rows}",
+            object_prefix=f"ours-{fetch_method}/{rows}",
             redshift_conn_id="rs2gcs_redshift",
             gcp_conn_id="rs2gcs_gcs",
             fetch_size=FETCH_SIZE,
+            fetch_method=fetch_method,
         )
     baseline = _rss_mb()
     started = time.perf_counter()
@@ -146,7 +150,12 @@ def _child_fetch_only(rows: int) -> dict[str, Any]:
     return {"rows": count, "seconds": seconds, "baseline_mb": baseline, "files": 0}
 
 
-CHILDREN = {"ours": _child_ours, "postgres": _child_postgres, "fetch": _child_fetch_only}
+CHILDREN = {
+    "ours": _child_ours,
+    "ours-driver": functools.partial(_child_ours, fetch_method="driver"),
+    "postgres": _child_postgres,
+    "fetch": _child_fetch_only,
+}
 
 
 def run_child(name: str, rows: int) -> None:
@@ -261,19 +270,25 @@ def load_table(stack: Any, first: int, last: int, *, create: bool) -> None:
 
 
 # -- report -------------------------------------------------------------------------------------------------
-def print_table(rows: int, ours: Measurement, postgres: Measurement, fetch: Measurement) -> None:
+def print_table(
+    rows: int, ours: Measurement, driver: Measurement, postgres: Measurement, fetch: Measurement
+) -> None:
     """The results table with the ratios."""
     print(f"\nsync benchmark: {rows:,} rows x 8 columns ({COLUMNS}), local stack, 1 table\n")
     header = f"{'contender':<46} {'rows':>10} {'seconds':>8} {'rows/s':>9} {'peak RSS':>9} {'RSS idle':>9}"
     print(header + f" {'vs fetch-only':>14} {'vs PostgresToGCS':>17}")
     print("-" * (len(header) + 33))
-    for m in (ours, postgres, fetch):
+    for m in (ours, driver, postgres, fetch):
         print(
             f"{m.label:<46} {m.rows:>10,} {m.seconds:>8.2f} {m.rows_per_second:>9,.0f} {m.peak_mb:>6.0f} MB"
             f" {m.baseline_mb:>6.0f} MB {m.rows_per_second / fetch.rows_per_second:>13.2f}x"
             f" {m.rows_per_second / postgres.rows_per_second:>16.2f}x"
         )
     print("(RSS idle: the child's RSS after imports, before the transfer starts)")
+    print(
+        f"fast path vs plain driver path: {ours.rows_per_second / driver.rows_per_second:.2f}x "
+        "(what a driver without the fast path's internals costs: slower, same output)"
+    )
 
 
 def check(label: str, ok: bool, detail: str) -> bool:
@@ -304,6 +319,10 @@ def main() -> int:
         print("running (each contender in its own process)", flush=True)
         ours = best_of("ours", "RedshiftToGCSOperator (parquet, snappy)", args.rows, env, args.repeat)
         print(f"  ours: {ours.rows_per_second:,.0f} rows/s", flush=True)
+        driver = best_of(
+            "ours-driver", "RedshiftToGCSOperator, fetch_method=driver", args.rows, env, args.repeat
+        )
+        print(f"  ours, plain driver path: {driver.rows_per_second:,.0f} rows/s", flush=True)
         fetch = best_of("fetch", "redshift_connector fetch-only (ceiling)", args.rows, env, args.repeat)
         print(f"  fetch-only: {fetch.rows_per_second:,.0f} rows/s", flush=True)
         postgres = measure("postgres", "PostgresToGCSOperator (csv)", args.rows, env)
@@ -312,12 +331,17 @@ def main() -> int:
         if args.rss_rows > args.rows:
             load_table(stack, args.rows + 1, args.rss_rows, create=False)
             big = measure("ours", "RedshiftToGCSOperator (parquet, snappy)", args.rss_rows, env)
-    print_table(args.rows, ours, postgres, fetch)
-    return report_targets(args.rows, ours, postgres, fetch, big)
+    print_table(args.rows, ours, driver, postgres, fetch)
+    return report_targets(args.rows, ours, driver, postgres, fetch, big)
 
 
 def report_targets(
-    rows: int, ours: Measurement, postgres: Measurement, fetch: Measurement, big: Measurement | None
+    rows: int,
+    ours: Measurement,
+    driver: Measurement,
+    postgres: Measurement,
+    fetch: Measurement,
+    big: Measurement | None,
 ) -> int:
     """Print every target's verdict; 0 if all pass."""
     vs_fetch = ours.rows_per_second / fetch.rows_per_second
@@ -332,7 +356,9 @@ def report_targets(
             f"{ours.peak_mb:.0f} MB at {rows:,} rows",
         ),
         check(
-            "every contender read every row", ours.rows == postgres.rows == fetch.rows == rows, f"{rows:,}"
+            "every contender read every row",
+            ours.rows == driver.rows == postgres.rows == fetch.rows == rows,
+            f"{rows:,}",
         ),
     ]
     if big is not None:

@@ -12,8 +12,11 @@ protocol, transactions, errors) and replaces, on one connection and only while i
   (:func:`airflow_rs2gcs.engine.types.wire_format_for`), whatever protocol version was negotiated.
 
 Both are per-connection attributes of ``redshift_connector.Connection`` (``message_types`` and
-``redshift_types``); :func:`check_driver` refuses a driver that no longer has them, and
-:func:`result_formats` reads back the format codes the driver actually bound.
+``redshift_types``), and the cursor's prepared statement (``ps``) keeps the row description and
+the bound result formats. :func:`check_driver`, :func:`row_description` and :func:`result_formats`
+raise :class:`UnsupportedDriverError` for a driver that no longer has them; with ``fetch_method``
+``auto`` the export then reads through the driver's public API instead
+(:mod:`airflow_rs2gcs.engine.driver_source`).
 """
 
 from __future__ import annotations

@@ -49,7 +49,7 @@ def redshift_pool(redshift_conn_id: str) -> str:
     """The Airflow pool that bounds concurrent table syncs on one Redshift connection, for all tenants.
 
     Create it before enabling tenants (``airflow pools set rs2gcs_redshift__<conn_id> 4 "..."``):
-    Airflow 3.3 never schedules a task whose pool does not exist (see the README).
+    Airflow 3.3 never schedules a task whose pool does not exist (see ``docs/operations.md``).
     """
     return f"{REDSHIFT_POOL_PREFIX}{redshift_conn_id}"
 

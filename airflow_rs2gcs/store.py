@@ -1,12 +1,13 @@
 """The only place that reads (and, for the lifecycle operators, writes) the ``rs2gcs_tenants`` Variable.
 
-Reading at DAG-parse time has one trap (see the README, "Where the factory reads its tenants"):
+Reading at DAG-parse time has one trap (see ``docs/tenant-contract.md``, "Where the DAG file reads the
+Variable"):
 inside the dag-processor and inside tasks, Airflow 3 serves Variables through the Task SDK
 (the supervisor's channel to the API server); everywhere else (``airflow dags test``, ``airflow dags
 list``, a pytest ``DagBag``) the Task SDK's ``Variable.get`` sees only ``AIRFLOW_VAR_*`` environment
 variables and secrets backends, never the metadata DB. :func:`read_variable_text` picks the right
 path itself, so an engineer never has to know: the Task SDK where a supervisor is present, the
-core chain (environment, secrets backends, then the metadata DB) everywhere else.
+core chain (secrets backends, environment, then the metadata DB) everywhere else.
 """
 
 from __future__ import annotations

@@ -137,7 +137,7 @@ class Webhook(_Strict):
 
 
 class Tenant(_Strict):
-    """One tenant of ``rs2gcs_tenants``; see the README's "Tenant contract" for every key."""
+    """One tenant of ``rs2gcs_tenants``; ``docs/tenant-contract.md`` describes every key."""
 
     tenant_id: str
     source: str = SOURCE

@@ -6,7 +6,8 @@ tenant is connected through the REST API; then, in the browser, a user logs in, 
 ``rs2gcs_configure``, fills its trigger form (tables one per line, syncFrequency picked by its label
 "1 hour" from the dropdown) and triggers it; the run succeeds and the tenant's sync DAG shows up in the
 DAG list. A screenshot of every step lands in ``$RS2GCS_ARTIFACTS/browser_ui/`` (default
-``tests/artifacts/browser_ui/``). Skipped, with the reason, only where Chromium cannot be installed.
+``tests/artifacts/browser_ui/``); the ones the docs show are also written to ``docs/img/``, so they
+match the UI the test saw. Skipped, with the reason, only where Chromium cannot be installed.
 
 Selectors follow what a user sees (roles, labels, visible text). The Param fields of the trigger form
 are found by their field group's label: Airflow 3.3's form points each ``<label for=...>`` at an id the
@@ -56,6 +57,14 @@ CHROMIUM_ARGS = [
 APT_PACKAGES = ("chromium", "fonts-liberation")
 APT_TIMEOUT_S = 600
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# The screenshots docs/control-dags-and-ui.md shows: written there, under these names, on every run.
+DOCS_IMG = REPO_ROOT / "docs" / "img"
+DOCS_SCREENSHOTS = {
+    "03-trigger-form": "ui-configure-form.png",
+    "04-sync-frequency-dropdown": "ui-sync-frequency-dropdown.png",
+    "08-dag-list-sync-dag": "ui-dag-list-sync-dag.png",
+}
 
 TENANT_ID = "browser_ui"
 BUCKET = "browser-ui-exports"
@@ -174,8 +183,11 @@ def param_field(scope: Locator, title: str) -> Locator:
 
 
 def shoot(page: Page, artifacts: Path, name: str) -> None:
-    """Save the viewport (what a user sees right now, dialogs included) as ``<name>.png``."""
+    """Save the viewport (what a user sees right now, dialogs included) as ``<name>.png``; the
+    screenshots the docs show are copied to ``docs/img/`` under their names there."""
     page.screenshot(path=artifacts / f"{name}.png")
+    if name in DOCS_SCREENSHOTS:
+        shutil.copyfile(artifacts / f"{name}.png", DOCS_IMG / DOCS_SCREENSHOTS[name])
 
 
 def log_in(page: Page, airflow: AirflowServices, path: str, artifacts: Path) -> None:

@@ -2,9 +2,9 @@
 
 Importing the engine selects the system allocator for Arrow (``ARROW_DEFAULT_MEMORY_POOL=system``)
 unless the variable is already set. Arrow reads it once, when pyarrow first allocates, so it must be
-set before pyarrow is imported. Measured on the benchmark table, Arrow's default allocator (mimalloc)
-added ~20 MB of RSS at every Parquet row group; the system allocator (trimmed after each batch, see
-:mod:`airflow_rs2gcs.engine.memory`) keeps the export's RSS flat at the same speed.
+set before pyarrow is imported. Arrow's default allocator (mimalloc) let the RSS grow at every Parquet
+row group; the system allocator (trimmed after each batch, see :mod:`airflow_rs2gcs.engine.memory`)
+keeps the export's RSS flat at the same speed. The measurements are in ``bench/README.md``.
 """
 
 import os

@@ -6,8 +6,8 @@ the digits of weight ``10**0 .. 10**18`` and ``10**19 .. 10**37`` are summed in 
 limbs (each below ``10**19 < 2**64``), which are then combined with 32-bit partial products.
 
 Arrow's own text -> decimal cast would do the same, but it lives in Arrow's compute kernels, and
-loading those costs every export process ~12 MB of RSS; a Parquet export needs no other kernel (see
-``bench/sync_bench.py``). A value with more fraction digits than ``s`` or more than ``p`` significant
+loading those adds to every export process's resident memory; a Parquet export needs no other kernel
+(see ``bench/README.md``). A value with more fraction digits than ``s`` or more than ``p`` significant
 digits is refused, never rounded.
 """
 

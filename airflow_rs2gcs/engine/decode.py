@@ -2,8 +2,8 @@
 
 Each wire type has one vectorised decoder (numpy over the whole column, then Arrow); no Python code
 runs per value except for the rare DATE texts outside ``0001-01-01 .. 9999-12-31`` (BC dates, longer
-years). No decoder needs Arrow's compute kernels: loading them would cost every export ~12 MB of RSS,
-and a Parquet export uses no other kernel.
+years). No decoder needs Arrow's compute kernels: loading them would add to every export's resident
+memory (see ``bench/README.md``), and a Parquet export uses no other kernel.
 Binary fields are PostgreSQL's binary encoding (big-endian integers and IEEE floats, ``int64``
 microseconds since 2000-01-01 for timestamps); text fields are the server's text output with
 ``DateStyle`` ISO. Anything that cannot be represented exactly raises :class:`DecodeError` naming

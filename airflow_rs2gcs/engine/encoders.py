@@ -34,9 +34,9 @@ from airflow_rs2gcs.engine.settings import (  # noqa: F401 - re-exported for old
 DEFAULT_ROW_GROUP_ROWS = 65_536
 DEFAULT_ROW_GROUP_BYTES = 16 * 1024 * 1024
 # A column falls back from dictionary to plain encoding once its dictionary reaches this size: the
-# default (1 MiB) makes high-cardinality columns slower, bigger and ~20 MB hungrier (measured).
+# default (1 MiB) makes high-cardinality columns slower, bigger and hungrier (see bench/README.md).
 DICTIONARY_PAGE_BYTES = 128 * 1024
-# Data pages of 256 KiB instead of 1 MiB: same file size, ~5 MB less memory while a row group is written.
+# Data pages of 256 KiB instead of 1 MiB: same file size, less memory while a row group is written.
 DATA_PAGE_BYTES = 256 * 1024
 
 
@@ -125,7 +125,8 @@ def open_format_writer(
     if export_format == "parquet":
         row_group_bytes = min(DEFAULT_ROW_GROUP_BYTES, max(1, max_file_bytes // 2))
         return ParquetRowGroupWriter(sink, schema, compression, row_group_bytes=row_group_bytes)
-    # Imported here: the text forms load Arrow's compute kernels (~12 MB of RSS), which Parquet never needs.
+    # Imported here: the text forms load Arrow's compute kernels (more resident memory), which Parquet
+    # never needs.
     from airflow_rs2gcs.engine.textwriters import CsvWriter, JsonLinesWriter
 
     if export_format == "csv":

@@ -47,7 +47,7 @@ def build_manifest(
     data_interval: tuple[str | None, str | None],
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The manifest document (see the README's "Where output lands")."""
+    """The manifest document, version :data:`MANIFEST_VERSION` (specified in ``docs/output-format.md``)."""
     return {
         "manifest_version": MANIFEST_VERSION,
         "format": export_format,

@@ -1,9 +1,9 @@
 """Keep the export's resident memory flat by handing memory the allocators keep back to the OS.
 
 A streaming export allocates and frees the same few megabytes per batch. Allocators keep freed memory
-for reuse, and glibc's heap only shrinks from its top, so the RSS would drift tens of MB above what
-is in use; :func:`release_free_memory`, called after each batch and each upload, returns it (well
-under a millisecond). On a libc without ``malloc_trim`` only Arrow's pool is released.
+for reuse, and glibc's heap only shrinks from its top, so the RSS would drift above what is in use;
+:func:`release_free_memory`, called after each batch and each upload, returns it, at a cost small
+next to a batch. On a libc without ``malloc_trim`` only Arrow's pool is released.
 
 Arrow's allocator itself is chosen in ``airflow_rs2gcs/engine/__init__.py`` (it must happen before
 pyarrow is first imported).

@@ -1,26 +1,8 @@
 """How each Arrow type is written as text in CSV and JSON Lines, vectorised with Arrow compute.
 
-One text form per type, shared by both formats (the README's "Sync engine" section has the table):
-
-=====================  ==============================================  ==============================
-Arrow type             text                                            JSON Lines value
-=====================  ==============================================  ==============================
-int16/32/64            ``-12``                                         number
-float32/64             shortest exact form (``0.1``, ``1e+38``,         number; the three specials as
-                       ``-0.0``); ``NaN``, ``Infinity``, ``-Infinity``  strings
-bool                   ``true`` / ``false``                            ``true`` / ``false``
-decimal128(p, s)       plain notation with s decimals (``-0.50``)      string (exact)
-date32                 ``YYYY-MM-DD`` (0000 = 1 BC, -0043 = 44 BC)      string
-timestamp[us]          ``YYYY-MM-DDTHH:MM:SS.ffffff``                  string
-timestamp[us, UTC]     ``YYYY-MM-DDTHH:MM:SS.ffffffZ``                 string
-time64[us]             ``HH:MM:SS.ffffff``                             string
-string                 the text itself                                 string
-binary                 base64 (RFC 4648, with padding)                 string
-=====================  ==============================================  ==============================
-
-NULL is an empty unquoted CSV field and JSON ``null``. CSV quotes a field (RFC 4180, quotes doubled)
-when it contains a comma, a double quote, CR or LF, and always quotes an empty string or empty
-binary value, so empty and NULL stay distinct.
+One text form per type, shared by both formats, with NULL kept distinct from the empty value; CSV
+fields are quoted per RFC 4180. The table of every type's text form is ``docs/type-mapping.md``, its
+only copy: change it together with this module.
 """
 
 from __future__ import annotations
@@ -111,7 +93,7 @@ def json_escaped(text: pa.Array) -> pa.Array:
 
 
 def json_values(array: pa.Array) -> pa.Array:
-    """Each value as JSON (``null`` for NULL), per the module table."""
+    """Each value as JSON (``null`` for NULL), per ``docs/type-mapping.md``."""
     kind = array.type
     text = text_values(array)
     if _is_json_number(kind):

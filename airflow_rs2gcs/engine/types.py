@@ -2,32 +2,14 @@
 
 Every encoder (Parquet, CSV, JSON Lines) starts from the Arrow schema built here, so a column means
 the same in every format. How each Arrow type is written as text in CSV and JSON Lines is in
-:mod:`airflow_rs2gcs.engine.textforms`; the README's "Sync engine" section has the full table.
+:mod:`airflow_rs2gcs.engine.textforms`. The table of every Redshift type and what it becomes in each
+format is ``docs/type-mapping.md``, its only copy: change it together with this module.
 
-==================  ======  =========================================  ===================================
-Redshift type       wire    Arrow / Parquet                            notes
-==================  ======  =========================================  ===================================
-SMALLINT            binary  int16
-INTEGER             binary  int32
-BIGINT              binary  int64
-DECIMAL(p,s)        text    decimal128(p, s), sized from the modifier  exact; p > 38 or no (p,s): string
-REAL                binary  float32                                    exact bits, NaN/Infinity kept
-DOUBLE PRECISION    binary  float64                                    exact bits, NaN/Infinity kept
-BOOLEAN             binary  bool
-CHAR, VARCHAR       text    string                                     CHAR keeps its blank padding
-DATE                text    date32                                     any date Redshift holds, BC too
-TIMESTAMP           binary  timestamp[us]                              wall-clock time, no zone
-TIMESTAMPTZ         binary  timestamp[us, tz=UTC]                      the instant, in UTC
-TIME                text    time64[us]
-TIMETZ              text    string, e.g. ``04:05:06.789+02``           the server's text form
-SUPER               text    string (JSON text)                         also JSON/JSONB on PostgreSQL
-VARBYTE             text    binary                                     also BYTEA on PostgreSQL
-GEOMETRY/GEOGRAPHY  text    string (the server's text: hex EWKB)
-anything else       text    string (the server's text form)            e.g. INTERVAL, HLLSKETCH
-==================  ======  =========================================  ===================================
-
-"wire" is the result format the reader asks the server for: the fixed-width types in PostgreSQL's
-binary encoding (exact, and the same on every Redshift protocol version), all others as text.
+The wire format is the result format the reader asks the server for: the fixed-width types of
+:data:`BINARY_TYPES` in PostgreSQL's binary encoding (exact, and the same on every Redshift protocol
+version), all others as text. A NUMERIC with a precision and scale that ``decimal128`` holds becomes
+that decimal; any other NUMERIC, and every type without a typed column here, becomes a string with
+the server's text.
 """
 
 from __future__ import annotations
@@ -178,7 +160,7 @@ def _decimal_type(type_modifier: int) -> pa.DataType:
 
 
 def arrow_type_for(type_oid: int, type_modifier: int) -> pa.DataType:
-    """The Arrow type of a column of the given wire type (see the module table)."""
+    """The Arrow type of a column of the given wire type (see ``docs/type-mapping.md``)."""
     if type_oid == Oid.NUMERIC:
         return _decimal_type(type_modifier)
     return BINARY_TYPES.get(type_oid) or TEXT_TYPES.get(type_oid) or pa.string()

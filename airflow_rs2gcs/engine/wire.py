@@ -1,7 +1,8 @@
 """Take result rows off ``redshift_connector`` as undecoded DataRow messages, in the formats we choose.
 
 ``redshift_connector`` decodes every field of every row in Python (one function call per value, plus
-the row loop), which caps a fetch at ~100k rows/s of 8 columns and holds the GIL throughout.
+the row loop), which bounds a fetch's speed and holds the GIL throughout (``bench/README.md`` has the
+figures).
 :class:`RawRowCapture` keeps the driver for everything else (authentication, the extended query
 protocol, transactions, errors) and replaces, on one connection and only while it is active:
 

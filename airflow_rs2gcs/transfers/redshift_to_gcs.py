@@ -28,7 +28,7 @@ class RedshiftToGCSOperator(BaseOperator):
 
     Rows stream through a server-side cursor (``DECLARE``/``FETCH FORWARD``, memory bounded by one batch)
     and are decoded column by column into Arrow, encoded as Parquet, CSV or JSON Lines with one type
-    mapping (see the README's "Sync engine" section), rolled into files of about ``max_file_bytes`` and
+    mapping (see ``docs/type-mapping.md``), rolled into files of about ``max_file_bytes`` and
     uploaded while the next batches are read. ``<object_prefix>/_manifest.json`` is written last;
     objects of an earlier try in the same folder that the new manifest does not list are deleted, so
     re-running an interval never duplicates rows, and a failed try leaves no manifest.
@@ -145,7 +145,7 @@ class RedshiftToGCSOperator(BaseOperator):
         )
 
     def execute(self, context: Context) -> dict[str, Any]:
-        # Imported here: the hooks, numpy and pyarrow cost seconds and ~100 MB at DAG parse time.
+        # Imported here: the hooks, numpy and pyarrow would cost every DAG parse seconds and memory.
         from airflow.providers.amazon.aws.hooks.redshift_sql import RedshiftSQLHook
         from airflow.providers.google.cloud.hooks.gcs import GCSHook
 

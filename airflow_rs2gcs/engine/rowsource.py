@@ -37,11 +37,20 @@ class RowSource(Protocol):
     plain path). :attr:`method` says which path is reading.
     """
 
-    method: str
-    columns: list[Column]
-    schema: pa.Schema | None
-    rows_read: int
-    bytes_read: int
+    @property
+    def method(self) -> str: ...
+
+    @property
+    def columns(self) -> list[Column]: ...
+
+    @property
+    def schema(self) -> pa.Schema | None: ...
+
+    @property
+    def rows_read(self) -> int: ...
+
+    @property
+    def bytes_read(self) -> int: ...
 
     def batches(self) -> Iterator[pa.RecordBatch]: ...
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from typing import Any
 
-from airflow_rs2gcs.devstack.airflow_home import AirflowHome
+from rs2gcs_devstack.airflow_home import AirflowHome
 
 
 def connect_concurrently(

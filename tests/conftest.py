@@ -12,12 +12,12 @@ os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
 import pytest
 
-from airflow_rs2gcs.devstack.stack import LocalStack
-
 
 @pytest.fixture(scope="session")
 def stack():
     """The real local stack (PostgreSQL + Redshift shim + fake-gcs-server), shared by the session."""
+    from rs2gcs_devstack.stack import LocalStack  # only tests that need the stack need the devstack
+
     with LocalStack() as local_stack:
         yield local_stack
 

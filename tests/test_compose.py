@@ -16,8 +16,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from airflow_rs2gcs.devstack.airflow_home import REPO_ROOT
-
 AIRFLOW_SERVICES = {
     "airflow-init": "bash",
     "airflow-apiserver": "api-server",
@@ -26,6 +24,7 @@ AIRFLOW_SERVICES = {
     "airflow-triggerer": "triggerer",
     "airflow-worker": "celery worker",
 }
+REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_SETTINGS = [
     "AIRFLOW__CORE__EXECUTOR",
     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
@@ -107,7 +106,7 @@ def test_the_stand_ins_match_the_connections(services):
     env = services["airflow-scheduler"]["environment"]
     redshift = json.loads(env["AIRFLOW_CONN_RS2GCS_REDSHIFT"])
     shim = services["redshift"]
-    assert shim["entrypoint"][-1] == "airflow_rs2gcs.devstack.shim"
+    assert shim["entrypoint"][-1] == "rs2gcs_devstack.shim"
     shim_args = shim["command"]
     assert shim_args[shim_args.index("--listen-port") + 1] == str(redshift["port"])
     assert shim_args[shim_args.index("--target-host") + 1] == "redshift-db"
@@ -138,10 +137,10 @@ def test_the_demo_set_up_runs_against_real_stand_ins(stack):
     import subprocess
     import sys
 
-    from airflow_rs2gcs.devstack.airflow_home import AirflowHome
-    from airflow_rs2gcs.devstack.compose_demo import POOL_SLOTS
-    from airflow_rs2gcs.devstack.demo import BUCKET, TENANT_ID
-    from airflow_rs2gcs.devstack.sample_data import SAMPLE_TABLES
+    from rs2gcs_devstack.airflow_home import AirflowHome
+    from rs2gcs_devstack.compose_demo import POOL_SLOTS
+    from rs2gcs_devstack.demo import BUCKET, TENANT_ID
+    from rs2gcs_devstack.sample_data import SAMPLE_TABLES
 
     pg = stack.postgres
     pg.psql("drop table if exists public.orders, public.customers, public.products cascade", pg.database)
@@ -153,7 +152,7 @@ def test_the_demo_set_up_runs_against_real_stand_ins(stack):
     with AirflowHome(env) as home:
         home.migrate()
         result = subprocess.run(
-            [sys.executable, "-m", "airflow_rs2gcs.devstack.compose_demo"],
+            [sys.executable, "-m", "rs2gcs_devstack.compose_demo"],
             env=home.env,
             capture_output=True,
             text=True,

@@ -31,8 +31,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from airflow_rs2gcs.devstack.airflow_home import AirflowHome
 from airflow_rs2gcs.schedules import cron_for
+from rs2gcs_devstack.airflow_home import AirflowHome
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 

@@ -6,14 +6,15 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from airflow_rs2gcs.devstack.airflow_home import REPO_ROOT
-
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
-STACK_PROCESS = re.compile(r"bin/postgres|fake-gcs-server|airflow_rs2gcs\.devstack\.shim|airflow dags test")
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+STACK_PROCESS = re.compile(r"bin/postgres|fake-gcs-server|rs2gcs_devstack\.shim|airflow dags test")
 
 
 def _stack_processes() -> set[int]:
@@ -33,7 +34,7 @@ def _stack_processes() -> set[int]:
 def test_demo_exits_zero_with_matching_counts_and_stops_everything():
     before = _stack_processes()
     result = subprocess.run(
-        [sys.executable, "-m", "airflow_rs2gcs.devstack.demo"],
+        [sys.executable, "-m", "rs2gcs_devstack.demo"],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,

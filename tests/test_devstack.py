@@ -28,9 +28,9 @@ if "AIRFLOW_HOME" not in os.environ:  # before anything imports airflow
     os.environ["AIRFLOW_HOME"] = _AIRFLOW_HOME
     atexit.register(shutil.rmtree, _AIRFLOW_HOME, True)
 
-from airflow_rs2gcs.devstack import shim
-from airflow_rs2gcs.devstack.processes import pid_alive, port_open
-from airflow_rs2gcs.devstack.stack import (
+from rs2gcs_devstack import shim
+from rs2gcs_devstack.processes import pid_alive, port_open
+from rs2gcs_devstack.stack import (
     DEFAULT_GCP_CONN_ID,
     DEFAULT_REDSHIFT_CONN_ID,
     LocalStack,
@@ -251,7 +251,7 @@ def test_stop_leaves_no_process_and_closes_ports():
 
 _CHILD_SCRIPT = textwrap.dedent("""
     import json, time
-    from airflow_rs2gcs.devstack.stack import LocalStack
+    from rs2gcs_devstack.stack import LocalStack
     with LocalStack() as stack:
         print(json.dumps({"pids": stack.pids, "ports": stack.ports,
                           "dirs": [str(stack.postgres.base_dir), str(stack.gcs.base_dir)]}), flush=True)

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 from airflow.serialization.encoders import coerce_to_core_timetable
@@ -15,6 +16,7 @@ from airflow.timetables.interval import CronDataIntervalTimetable
 from airflow_rs2gcs.factory import VARIABLE_ERROR_DAG_ID, build_dags, sync_dag_id
 from airflow_rs2gcs.schedules import cron_for
 
+DAGS_FOLDER = Path(__file__).resolve().parents[1] / "dags"
 CONTROL_DAG_IDS = {"rs2gcs_connect", "rs2gcs_configure", "rs2gcs_disconnect"}
 
 GOOD = {
@@ -112,8 +114,6 @@ DAGBAG_SCRIPT = textwrap.dedent(
 
 
 def _dagbag(home) -> dict:
-    from airflow_rs2gcs.devstack.airflow_home import DAGS_FOLDER
-
     result = subprocess.run(
         [sys.executable, "-c", DAGBAG_SCRIPT, str(DAGS_FOLDER)],
         env=home.env,
@@ -130,7 +130,7 @@ def _dagbag(home) -> dict:
 
 @pytest.fixture(scope="module")
 def home():
-    from airflow_rs2gcs.devstack.airflow_home import AirflowHome
+    from rs2gcs_devstack.airflow_home import AirflowHome
 
     with AirflowHome() as airflow_home:
         airflow_home.migrate()

@@ -38,10 +38,12 @@ from pytest_httpserver import HTTPServer
 from stack_exports import export_through_engine
 from werkzeug import Request, Response
 
-from airflow_rs2gcs.devstack.airflow_home import DAGS_FOLDER, AirflowHome
-from airflow_rs2gcs.devstack.processes import free_port, log_tail
+from rs2gcs_devstack.airflow_home import AirflowHome
+from rs2gcs_devstack.processes import free_port, log_tail
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(360)]
+
+DAGS_FOLDER = Path(__file__).resolve().parents[1] / "dags"
 
 BUCKET = "faults"
 TABLE = "public.rs2gcs_fault_rows"

@@ -14,8 +14,8 @@ import json
 import pytest
 from pytest_httpserver import HTTPServer
 
-from airflow_rs2gcs.devstack.airflow_home import AirflowHome
-from airflow_rs2gcs.devstack.sample_data import REVENUE_QUERY, SCHEMA_SQL, grant_sql
+from rs2gcs_devstack.airflow_home import AirflowHome
+from rs2gcs_devstack.sample_data import REVENUE_QUERY, SCHEMA_SQL, grant_sql
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 from concurrent_connects import connect_concurrently
@@ -24,6 +25,7 @@ from airflow_rs2gcs.loader import load_dags
 pytestmark = [pytest.mark.timeout(1800)]
 
 TENANTS = 1000
+DAGS_FOLDER = Path(__file__).resolve().parents[1] / "dags"
 CONTROL_DAG_IDS = {"rs2gcs_connect", "rs2gcs_configure", "rs2gcs_disconnect"}
 
 
@@ -87,8 +89,6 @@ def test_a_thousand_tenants_build_through_the_loader(monkeypatch):
 
 def test_a_thousand_tenants_in_a_dagbag_of_the_dag_folder(monkeypatch):
     from airflow.dag_processing.dagbag import DagBag
-
-    from airflow_rs2gcs.devstack.airflow_home import DAGS_FOLDER
 
     tenants = thousand_tenants()
     monkeypatch.setenv("AIRFLOW_VAR_RS2GCS_TENANTS", json.dumps(tenants))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_rs2gcs.devstack.airflow_home import AirflowHome
+from rs2gcs_devstack.airflow_home import AirflowHome
 
 
 @pytest.mark.integration

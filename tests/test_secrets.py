@@ -23,9 +23,9 @@ from pathlib import Path
 import pytest
 from pytest_httpserver import HTTPServer
 
-from airflow_rs2gcs.devstack.airflow_home import AirflowHome
-from airflow_rs2gcs.devstack.sample_data import REVENUE_QUERY, SCHEMA_SQL, grant_sql
-from airflow_rs2gcs.devstack.stack import connection_json, env_var_name
+from rs2gcs_devstack.airflow_home import AirflowHome
+from rs2gcs_devstack.sample_data import REVENUE_QUERY, SCHEMA_SQL, grant_sql
+from rs2gcs_devstack.stack import connection_json, env_var_name
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 

@@ -9,10 +9,10 @@ import textwrap
 
 import pytest
 
-from airflow_rs2gcs.devstack.airflow_home import AirflowHome
 from airflow_rs2gcs.factory import build_sync_dag, redshift_pool, tables_asset_alias
 from airflow_rs2gcs.tenants import parse_tenant
 from airflow_rs2gcs.transfers.redshift_to_gcs import RedshiftToGCSOperator
+from rs2gcs_devstack.airflow_home import AirflowHome
 
 BUCKET = "operator-test"
 TABLE = "public.rs2gcs_operator_days"

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 
 import pyarrow.parquet as pq
 
-from airflow_rs2gcs.devstack.airflow_home import AirflowCommandError, AirflowHome
-from airflow_rs2gcs.devstack.sample_data import SAMPLE_TABLES, SCHEMA_SQL, grant_sql
-from airflow_rs2gcs.devstack.stack import LocalStack
 from airflow_rs2gcs.engine.paths import MANIFEST_NAME
+from rs2gcs_devstack.airflow_home import AirflowCommandError, AirflowHome
+from rs2gcs_devstack.sample_data import SAMPLE_TABLES, SCHEMA_SQL, grant_sql
+from rs2gcs_devstack.stack import LocalStack
 
 TENANT_ID = "demo"
 BUCKET = "demo-exports"

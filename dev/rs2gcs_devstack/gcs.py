@@ -19,7 +19,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from airflow_rs2gcs.devstack.processes import (
+from rs2gcs_devstack.processes import (
     LOOPBACK,
     Child,
     StackProcessError,

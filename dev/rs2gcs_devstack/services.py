@@ -38,8 +38,8 @@ from urllib.parse import quote
 
 import httpx
 
-from airflow_rs2gcs.devstack.airflow_home import DAGS_FOLDER, AirflowHome
-from airflow_rs2gcs.devstack.processes import (
+from rs2gcs_devstack.airflow_home import AirflowHome
+from rs2gcs_devstack.processes import (
     LOOPBACK,
     Child,
     StackProcessError,
@@ -49,7 +49,7 @@ from airflow_rs2gcs.devstack.processes import (
     terminate,
     wait_for_port,
 )
-from airflow_rs2gcs.devstack.stack import LocalStack
+from rs2gcs_devstack.stack import LocalStack
 
 FINISHED_STATES = frozenset({"success", "failed"})
 
@@ -155,7 +155,8 @@ class AirflowServices:
         database (a fresh database and role per instance, dropped on stop).
     :param extra_env: more environment for every Airflow process (``AIRFLOW__SECTION__KEY`` settings,
         ``AIRFLOW_CONN_*``); wins over the defaults below.
-    :param dags_folder: the DAGs folder (default: this repository's ``dags/``).
+    :param dags_folder: the DAGs folder (default: the checkout's ``dags/``, see
+        :func:`~.airflow_home.default_dags_folder`).
     :param parallelism: ``[core] parallelism``, the LocalExecutor's number of task slots (default 8).
     :param parse_interval: seconds between two parses of a DAG file and between two looks at the
         folder (``[dag_processor] min_file_process_interval`` and ``refresh_interval``; Airflow's
@@ -174,7 +175,7 @@ class AirflowServices:
         stack: LocalStack,
         *,
         extra_env: Mapping[str, str] | None = None,
-        dags_folder: Path = DAGS_FOLDER,
+        dags_folder: Path | None = None,
         parallelism: int = 8,
         parse_interval: int = 5,
         username: str = "admin",

@@ -9,7 +9,7 @@ One implementation shared by the demo and the tests::
 
 Everything is stopped on exit, on an exception, on SIGTERM/SIGINT (turned into ``KeyboardInterrupt``
 while the stack runs, previous handlers restored afterwards), at interpreter exit, and by the kernel
-(PDEATHSIG) if this process is SIGKILLed. ``python -m airflow_rs2gcs.devstack.stack`` runs it for
+(PDEATHSIG) if this process is SIGKILLed. ``python -m rs2gcs_devstack.stack`` runs it for
 humans: prints ``export`` lines and blocks until Ctrl-C.
 """
 
@@ -28,9 +28,9 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
-from airflow_rs2gcs.devstack.gcs import PROJECT, LocalGCS
-from airflow_rs2gcs.devstack.postgres import LocalPostgres
-from airflow_rs2gcs.devstack.processes import (
+from rs2gcs_devstack.gcs import PROJECT, LocalGCS
+from rs2gcs_devstack.postgres import LocalPostgres
+from rs2gcs_devstack.processes import (
     LOOPBACK,
     Child,
     StackProcessError,
@@ -108,7 +108,7 @@ class LocalStack:
             argv = [
                 sys.executable,
                 "-m",
-                "airflow_rs2gcs.devstack.shim",
+                "rs2gcs_devstack.shim",
                 "--listen-port",
                 str(self.shim_port),
                 "--target-host",

@@ -12,27 +12,55 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DAGS_FOLDER = REPO_ROOT / "dags"
+REPO_ROOT_ENV = "RS2GCS_REPO_ROOT"
 
 
 class AirflowCommandError(RuntimeError):
     """An ``airflow`` command exited non-zero; the message carries the tail of its output."""
 
 
+class RepoNotFoundError(RuntimeError):
+    """The provider's checkout (with its ``dags/``) cannot be found from here; the message says how."""
+
+
+def repo_root() -> Path:
+    """The airflow-provider-rs2gcs checkout: ``$RS2GCS_REPO_ROOT``, else the one this package lives in.
+
+    ``make`` installs this package editable from ``<checkout>/dev``, so its source sits two levels
+    below the checkout. Installed any other way (a wheel in site-packages, a container) it cannot know
+    where a checkout is: set ``RS2GCS_REPO_ROOT``. Checked by the file the demo and the tests need.
+    """
+    configured = os.environ.get(REPO_ROOT_ENV)
+    root = Path(configured).resolve() if configured else Path(__file__).resolve().parents[2]
+    if not (root / "dags" / "rs2gcs.py").is_file():
+        found_by = f"${REPO_ROOT_ENV}" if configured else f"the location of {Path(__file__).parent}"
+        raise RepoNotFoundError(
+            f"{root} (from {found_by}) is not an airflow-provider-rs2gcs checkout: it has no dags/rs2gcs.py. "
+            f"Install rs2gcs-devstack editable from the checkout (`make` does: uv pip install -e '.[test]') "
+            f"or set {REPO_ROOT_ENV} to the checkout."
+        )
+    return root
+
+
+def default_dags_folder() -> Path:
+    """The checkout's ``dags/`` (the one DAG file that calls the factory)."""
+    return repo_root() / "dags"
+
+
 class AirflowHome:
     """A temporary AIRFLOW_HOME with its own metadata DB, and the environment to run Airflow in it.
 
     :param extra_env: added to every command's environment (connections, STORAGE_EMULATOR_HOST, ...).
-    :param dags_folder: the DAGs folder (default: this repository's ``dags/``).
+    :param dags_folder: the DAGs folder (default: the checkout's ``dags/``, see :func:`default_dags_folder`).
     """
 
-    def __init__(self, extra_env: Mapping[str, str] | None = None, dags_folder: Path = DAGS_FOLDER) -> None:
+    def __init__(self, extra_env: Mapping[str, str] | None = None, dags_folder: Path | None = None) -> None:
+        folder = dags_folder if dags_folder is not None else default_dags_folder()
         self.path = Path(tempfile.mkdtemp(prefix="rs2gcs-airflow-"))
         self.env = {
             **os.environ,
             "AIRFLOW_HOME": str(self.path),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(folder),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.path / "logs"),

@@ -15,7 +15,7 @@ Then bytes are piped both ways with asyncio protocols (256 KiB reads, flow contr
 transports' write buffers, uvloop when installed). Run it as its own process so it never shares a GIL
 with the code under test::
 
-    python -m airflow_rs2gcs.devstack.shim --listen-port N --target-host 127.0.0.1 --target-port M
+    python -m rs2gcs_devstack.shim --listen-port N --target-host 127.0.0.1 --target-port M
 """
 
 from __future__ import annotations

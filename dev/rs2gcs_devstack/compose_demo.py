@@ -16,9 +16,9 @@ import os
 import subprocess
 import sys
 
-from airflow_rs2gcs.devstack.demo import BUCKET, TENANT_ID, demo_tenants
-from airflow_rs2gcs.devstack.sample_data import SCHEMA_SQL, grant_sql
 from airflow_rs2gcs.factory import redshift_pool
+from rs2gcs_devstack.demo import BUCKET, TENANT_ID, demo_tenants
+from rs2gcs_devstack.sample_data import SCHEMA_SQL, grant_sql
 
 REDSHIFT_CONN_ID = "rs2gcs_redshift"
 GCP_CONN_ID = "rs2gcs_gcs"

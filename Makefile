@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench bench-parse clean
+.PHONY: demo test lint constraints bench bench-parse clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,12 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+
+# Re-resolve constraints.txt after a dependency change in pyproject.toml or dev/pyproject.toml: uv
+# keeps every pin already in the file and adds what is new. The two local packages are not pinned.
+constraints: $(STAMP)
+	$(BIN)/uv pip compile pyproject.toml --all-extras --no-header --python-version 3.11 \
+		--no-emit-package rs2gcs-devstack --no-emit-package airflow-provider-rs2gcs -o constraints.txt
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

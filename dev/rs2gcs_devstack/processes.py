@@ -3,8 +3,8 @@
 Every child gets ``prctl(PR_SET_PDEATHSIG, sig)`` (Linux): when the thread that spawned it dies, even by
 SIGKILL, the kernel sends ``sig`` to the child. PDEATHSIG is cleared on a credential change, so it is
 set in ``preexec_fn``, which CPython runs *after* switching to ``user=``/``group=`` (checked by
-``tests/test_devstack.py``). Note the "parent" is the spawning *thread*: spawn from a thread that lives
-as long as the children should (normally the main thread).
+``tests/integration/test_devstack.py``). Note the "parent" is the spawning *thread*: spawn from a
+thread that lives as long as the children should (normally the main thread).
 
 Each child runs in its own process group (Ctrl-C in a terminal does not reach it directly; we stop it
 ourselves) with stdout and stderr appended to a log file.

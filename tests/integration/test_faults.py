@@ -43,7 +43,7 @@ from rs2gcs_devstack.processes import free_port, log_tail
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(360)]
 
-DAGS_FOLDER = Path(__file__).resolve().parents[1] / "dags"
+DAGS_FOLDER = Path(__file__).resolve().parents[2] / "dags"
 
 BUCKET = "faults"
 TABLE = "public.rs2gcs_fault_rows"

@@ -12,7 +12,7 @@ import pytest
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 STACK_PROCESS = re.compile(r"bin/postgres|fake-gcs-server|rs2gcs_devstack\.shim|airflow dags test")
 

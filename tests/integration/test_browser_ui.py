@@ -55,7 +55,7 @@ CHROMIUM_ARGS = [
 # screenshots readable text on a machine without fonts.
 APT_PACKAGES = ("chromium", "fonts-liberation")
 APT_TIMEOUT_S = 600
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 TENANT_ID = "browser_ui"
 BUCKET = "browser-ui-exports"

@@ -230,7 +230,7 @@ _EVERY_DECODER_SQL = (
 )
 _COMPUTE_PROBE = f"""
 import sys
-sys.path.insert(0, "tests")
+sys.path.insert(0, "tests/integration")
 from stack_exports import export_through_engine
 result = export_through_engine({_EVERY_DECODER_SQL!r}, {BUCKET!r}, sys.argv[2], ("a", "b"), "d",
                                export_format=sys.argv[1])
@@ -250,7 +250,7 @@ def test_a_parquet_export_never_loads_arrows_compute_kernels(
         capture_output=True,
         text=True,
         timeout=300,
-        cwd=Path(__file__).resolve().parents[1],
+        cwd=Path(__file__).resolve().parents[2],
     )
     assert probe.returncode == 0, probe.stderr[-3000:]
     assert f"compute kernels loaded: {loaded_kernels}" in probe.stdout

@@ -1,13 +1,10 @@
-"""Load: a thousand tenants in one Variable, and twenty lifecycle runs at once.
+"""Load: a thousand tenants in one Variable, in-process.
 
-- 1000 tenants (ready on a schedule, ready but manual, disconnected, and 1% invalid) go through the
-  loader and the factory in-process, as ``dags/rs2gcs.py`` does: every tenant that should have a DAG has
-  exactly its own (a placeholder for each invalid one), the disconnected have none, and the build time is
-  printed; the same Variable through a ``DagBag`` of the real DAG folder gives the same DAG ids.
-- Twenty ``airflow dags test rs2gcs_connect`` processes at once (``slow``, ~4-10 min on 2 cores): all
-  twenty tenants and an entry written by hand are in the Variable afterwards.
-
-Run the slow ones with ``.venv/bin/python -m pytest -m slow tests/test_load.py -s``.
+1000 tenants (ready on a schedule, ready but manual, disconnected, and 1% invalid) go through the
+loader and the factory in-process, as ``dags/rs2gcs.py`` does: every tenant that should have a DAG has
+exactly its own (a placeholder for each invalid one), the disconnected have none, and the build time is
+printed; the same Variable through a ``DagBag`` of the real DAG folder gives the same DAG ids.
+(Twenty concurrent lifecycle runs: tests/integration/test_load_concurrent_connects.py.)
 """
 
 from __future__ import annotations
@@ -17,7 +14,6 @@ import time
 from pathlib import Path
 
 import pytest
-from concurrent_connects import connect_concurrently
 
 from airflow_rs2gcs.factory import SYNC_DAG_PREFIX
 from airflow_rs2gcs.loader import load_dags
@@ -25,7 +21,7 @@ from airflow_rs2gcs.loader import load_dags
 pytestmark = [pytest.mark.timeout(1800)]
 
 TENANTS = 1000
-DAGS_FOLDER = Path(__file__).resolve().parents[1] / "dags"
+DAGS_FOLDER = Path(__file__).resolve().parents[2] / "dags"
 CONTROL_DAG_IDS = {"rs2gcs_connect", "rs2gcs_configure", "rs2gcs_disconnect"}
 
 
@@ -99,25 +95,3 @@ def test_a_thousand_tenants_in_a_dagbag_of_the_dag_folder(monkeypatch):
     print(f"\nDagBag of dags/: {TENANTS} tenants -> {len(bag.dag_ids)} DAGs in {seconds:.1f} s")
     assert bag.import_errors == {}
     assert set(bag.dag_ids) == expected_dag_ids(tenants) | CONTROL_DAG_IDS
-
-
-@pytest.mark.slow
-@pytest.mark.integration
-def test_twenty_concurrent_connects_lose_no_update(stack):
-    hand_written = {
-        "source": "redshift_to_gcs",
-        "status": "connected",
-        "redshift_conn_id": "by_hand",
-        "gcp_conn_id": "by_hand",
-        "bucket": "hand-bucket",
-    }
-    tenant_ids = [f"load{i:02d}" for i in range(20)]
-    started = time.perf_counter()
-    results, tenants = connect_concurrently(stack, tenant_ids, "load-exports", {"handmade": hand_written})
-    print(f"\n20 concurrent rs2gcs_connect runs: {time.perf_counter() - started:.0f} s")
-    for returncode, output in results:
-        assert returncode == 0, output[-3000:]
-        assert "Activation successful for redshift_to_gcs" in output
-    assert sorted(tenants) == ["handmade", *tenant_ids]
-    assert tenants["handmade"] == hand_written
-    assert all(tenants[tenant_id]["status"] == "connected" for tenant_id in tenant_ids)

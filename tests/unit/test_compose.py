@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 BASE_FILE = "docker-compose.yaml"
 LOCAL_FILE = "docker-compose.local.yaml"
 AIRFLOW_SERVICES = {

@@ -1,6 +1,7 @@
 # Two commands do all set-up on a fresh machine with Python 3.11+:
 #   make demo        runs the main job end to end on the embedded local stack
-#   make test        runs the test suite: tests/unit and tests/integration (what CI runs)
+#   make test        runs the test suite: tests/unit and tests/integration (what CI runs); its
+#                    set-up also installs Chromium for the browser test when missing (apt-get, root)
 # and the inner loop:
 #   make test-unit   runs tests/unit only (no processes, no network, under a minute)
 PYTHON ?= python3
@@ -16,10 +17,28 @@ $(STAMP): pyproject.toml dev/pyproject.toml constraints.txt
 	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
+# The browser test (tests/integration/test_browser_ui.py) drives Debian's Chromium: set-up of `make test`,
+# never of a test. The binary is its own stamp: apt-get runs only while it is missing, and only where
+# apt-get exists and we are root. Without it the test skips, and fails in CI (CI=true).
+# No Recommends (udev, mesa, CUPS tools: not needed headless); fonts-liberation gives the screenshots
+# readable text on a machine without fonts.
+CHROMIUM := /usr/bin/chromium
+CHROMIUM_PACKAGES := chromium fonts-liberation
+APT_GET := DEBIAN_FRONTEND=noninteractive apt-get -qq -o DPkg::Lock::Timeout=120
+
+$(CHROMIUM):
+	@if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		echo "installing $(CHROMIUM_PACKAGES) with apt-get (for the browser test)"; \
+		$(APT_GET) update && $(APT_GET) install -y --no-install-recommends $(CHROMIUM_PACKAGES) \
+			|| echo "warning: apt-get could not install $(CHROMIUM_PACKAGES): the browser test will skip (fail in CI)"; \
+	else \
+		echo "note: $(CHROMIUM) is missing and apt-get as root is not available: the browser test will skip (fail in CI)"; \
+	fi
+
 demo: $(STAMP)
 	$(BIN)/python -m rs2gcs_devstack.demo
 
-test: $(STAMP)
+test: $(STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-unit: $(STAMP)

@@ -89,3 +89,9 @@ def test_every_library_the_provider_imports_is_a_declared_dependency():
         if owner not in allowed:
             missing[module] = (owner, sorted(files))
     assert not missing, f"imported but not in pyproject.toml's dependencies (module: owner, files): {missing}"
+
+
+def test_the_provider_never_imports_the_local_stack():
+    """rs2gcs_devstack is installed next to the provider in development only (the dev extra)."""
+    local_stack = {m: f for m, f in imported_modules().items() if m.split(".")[0] == "rs2gcs_devstack"}
+    assert not local_stack, f"the provider imports the local stack: {local_stack}"

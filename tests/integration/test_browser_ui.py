@@ -28,13 +28,13 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 from playwright.sync_api import Error as PlaywrightError
+from rs2gcs_devstack.sample_data import SCHEMA_SQL, grant_sql
+from rs2gcs_devstack.services import AirflowServices
+from rs2gcs_devstack.stack import DEFAULT_GCP_CONN_ID, DEFAULT_REDSHIFT_CONN_ID
 
 from airflow_rs2gcs.control_dags import CONFIGURE_DAG_ID, CONNECT_DAG_ID
 from airflow_rs2gcs.factory import sync_dag_id
 from airflow_rs2gcs.schedules import cron_for
-from rs2gcs_devstack.sample_data import SCHEMA_SQL, grant_sql
-from rs2gcs_devstack.services import AirflowServices
-from rs2gcs_devstack.stack import DEFAULT_GCP_CONN_ID, DEFAULT_REDSHIFT_CONN_ID
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 

@@ -30,9 +30,9 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from rs2gcs_devstack.airflow_home import AirflowHome
 
 from airflow_rs2gcs.schedules import cron_for
-from rs2gcs_devstack.airflow_home import AirflowHome
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 

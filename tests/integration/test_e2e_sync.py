@@ -15,12 +15,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from croniter import croniter
-
-from airflow_rs2gcs.engine.paths import interval_partition
-from airflow_rs2gcs.schedules import cron_for
 from rs2gcs_devstack.airflow_home import AirflowHome
 from rs2gcs_devstack.demo import BUCKET, PREFIX, TENANT_ID, demo_tenants
 from rs2gcs_devstack.sample_data import SCHEMA_SQL, grant_sql
+
+from airflow_rs2gcs.engine.paths import interval_partition
+from airflow_rs2gcs.schedules import cron_for
 
 
 def last_interval_before(cron: str, moment: str) -> tuple[dt.datetime, dt.datetime]:

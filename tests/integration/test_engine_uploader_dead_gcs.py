@@ -14,9 +14,9 @@ from airflow_rs2gcs.engine.uploader import is_transient
 def test_a_dead_gcs_endpoint_fails_a_call_within_the_short_client_budget(monkeypatch):
     """Our tries bound the storage client's own retries (default 120 s), so a dead GCS fails a try soon."""
     from airflow.providers.google.cloud.hooks.gcs import GCSHook
+    from rs2gcs_devstack.processes import free_port
 
     from airflow_rs2gcs.engine import uploader
-    from rs2gcs_devstack.processes import free_port
 
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{free_port()}")  # nothing listens
     monkeypatch.setenv(

@@ -35,11 +35,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from pytest_httpserver import HTTPServer
-from stack_exports import export_through_engine
-from werkzeug import Request, Response
-
 from rs2gcs_devstack.airflow_home import AirflowHome
 from rs2gcs_devstack.processes import free_port, log_tail
+from stack_exports import export_through_engine
+from werkzeug import Request, Response
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(360)]
 

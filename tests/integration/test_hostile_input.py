@@ -25,13 +25,13 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from rs2gcs_devstack.airflow_home import AirflowHome
 
 from airflow_rs2gcs.engine.paths import check_object_prefix, data_object_name, manifest_object_name
 from airflow_rs2gcs.factory import _plan_tables, build_dags, sync_dag_id
 from airflow_rs2gcs.query_check import QueryNotAllowed, check_read_only_select
 from airflow_rs2gcs.sql import quote_table
 from airflow_rs2gcs.tenants import TableSpec, TenantConfigError, parse_tenant
-from rs2gcs_devstack.airflow_home import AirflowHome
 
 pytestmark = [pytest.mark.timeout(900)]
 

@@ -13,7 +13,6 @@ import json
 
 import pytest
 from pytest_httpserver import HTTPServer
-
 from rs2gcs_devstack.airflow_home import AirflowHome
 from rs2gcs_devstack.sample_data import REVENUE_QUERY, SCHEMA_SQL, grant_sql
 

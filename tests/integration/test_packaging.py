@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
-
 from rs2gcs_devstack.airflow_home import AirflowHome
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -19,13 +19,13 @@ from collections.abc import Iterator
 import psycopg2
 import pyarrow.parquet as pq
 import pytest
-
-from airflow_rs2gcs.engine.paths import MANIFEST_NAME, interval_partition, table_root
-from airflow_rs2gcs.factory import redshift_pool, sync_dag_id
 from rs2gcs_devstack.demo import PREFIX, TENANT_ID, demo_tenants
 from rs2gcs_devstack.sample_data import SAMPLE_TABLES, SCHEMA_SQL, grant_sql
 from rs2gcs_devstack.services import AirflowServices
 from rs2gcs_devstack.stack import DEFAULT_GCP_CONN_ID, DEFAULT_REDSHIFT_CONN_ID
+
+from airflow_rs2gcs.engine.paths import MANIFEST_NAME, interval_partition, table_root
+from airflow_rs2gcs.factory import redshift_pool, sync_dag_id
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 

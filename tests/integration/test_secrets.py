@@ -22,7 +22,6 @@ from pathlib import Path
 
 import pytest
 from pytest_httpserver import HTTPServer
-
 from rs2gcs_devstack.airflow_home import AirflowHome
 from rs2gcs_devstack.sample_data import REVENUE_QUERY, SCHEMA_SQL, grant_sql
 from rs2gcs_devstack.stack import connection_json, env_var_name

@@ -8,7 +8,6 @@ import sqlite3
 import textwrap
 
 import pytest
-
 from rs2gcs_devstack.airflow_home import AirflowHome
 
 BUCKET = "operator-test"

@@ -1,24 +1,48 @@
 # Two commands do all set-up on a fresh machine with Python 3.11+:
-#   make demo   runs the main job end to end on the embedded local stack
-#   make test   runs the test suite
+#   make demo        runs the main job end to end on the embedded local stack
+#   make test        runs the test suite: tests/unit and tests/integration (what CI runs); its
+#                    set-up also installs Chromium for the browser test when missing (apt-get, root)
+# and the inner loop:
+#   make test-unit   runs tests/unit only (no processes, no network, under a minute)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench bench-parse clean
+.PHONY: demo test test-unit lint constraints bench bench-parse clean
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml dev/pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip uv
 	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
-demo: $(STAMP)
-	$(BIN)/python -m airflow_rs2gcs.devstack.demo
+# The browser test (tests/integration/test_browser_ui.py) drives Debian's Chromium: set-up of `make test`,
+# never of a test. The binary is its own stamp: apt-get runs only while it is missing, and only where
+# apt-get exists and we are root. Without it the test skips, and fails in CI (CI=true).
+# No Recommends (udev, mesa, CUPS tools: not needed headless); fonts-liberation gives the screenshots
+# readable text on a machine without fonts.
+CHROMIUM := /usr/bin/chromium
+CHROMIUM_PACKAGES := chromium fonts-liberation
+APT_GET := DEBIAN_FRONTEND=noninteractive apt-get -qq -o DPkg::Lock::Timeout=120
 
-test: $(STAMP)
+$(CHROMIUM):
+	@if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		echo "installing $(CHROMIUM_PACKAGES) with apt-get (for the browser test)"; \
+		$(APT_GET) update && $(APT_GET) install -y --no-install-recommends $(CHROMIUM_PACKAGES) \
+			|| echo "warning: apt-get could not install $(CHROMIUM_PACKAGES): the browser test will skip (fail in CI)"; \
+	else \
+		echo "note: $(CHROMIUM) is missing and apt-get as root is not available: the browser test will skip (fail in CI)"; \
+	fi
+
+demo: $(STAMP)
+	$(BIN)/python -m rs2gcs_devstack.demo
+
+test: $(STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
 # Sync benchmark on the local stack: our operator vs PostgresToGCSOperator vs fetch-only, 1M rows,
 # plus our operator on 4M rows for the memory-flatness check (BENCH_ARGS="--rss-rows 0" skips it).
@@ -31,5 +55,11 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# Re-resolve constraints.txt after a dependency change in pyproject.toml or dev/pyproject.toml: uv
+# keeps every pin already in the file and adds what is new. The two local packages are not pinned.
+constraints: $(STAMP)
+	$(BIN)/uv pip compile pyproject.toml --all-extras --no-header --python-version 3.11 \
+		--no-emit-package rs2gcs-devstack --no-emit-package airflow-provider-rs2gcs -o constraints.txt
+
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache build *.egg-info dev/build dev/*.egg-info

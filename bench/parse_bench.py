@@ -77,7 +77,7 @@ os.environ["AIRFLOW_HOME"] = _BENCH_HOME
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 sys.path.insert(0, str(REPO_ROOT))
 
-from airflow_rs2gcs.devstack.airflow_home import AirflowHome  # noqa: E402
+from rs2gcs_devstack.airflow_home import AirflowHome  # noqa: E402
 
 ZONES = ("UTC", "Europe/Berlin", "America/New_York", "Asia/Tokyo", "Australia/Sydney")
 

@@ -238,7 +238,7 @@ def best_of(name: str, label: str, rows: int, env: dict[str, str], repeat: int) 
 
 def child_env(stack: Any, airflow_home: str) -> dict[str, str]:
     """Environment of the children: a throwaway AIRFLOW_HOME, the stack's connections, the emulator."""
-    from airflow_rs2gcs.devstack.stack import connection_json, env_var_name
+    from rs2gcs_devstack.stack import connection_json, env_var_name
 
     postgres = {
         "conn_type": "postgres",
@@ -309,7 +309,7 @@ def main() -> int:
         run_child(args.child, args.rows)
         return 0
 
-    from airflow_rs2gcs.devstack.stack import LocalStack
+    from rs2gcs_devstack.stack import LocalStack
 
     with LocalStack() as stack, tempfile.TemporaryDirectory(prefix="rs2gcs-bench-airflow-") as home:
         env = child_env(stack, home)

@@ -1,4 +1,7 @@
-"""Shared fixtures: one local stack per session, and a throwaway AIRFLOW_HOME for in-process Airflow."""
+"""For every test, unit and integration: a throwaway AIRFLOW_HOME for in-process Airflow.
+
+The local stack's fixtures are in tests/integration/conftest.py.
+"""
 
 from __future__ import annotations
 
@@ -6,25 +9,6 @@ import os
 import tempfile
 
 # In-process Airflow (hooks, DagBag) must never touch ~/airflow: give this session its own home
-# before anything imports airflow.
+# before anything imports airflow. This conftest is loaded before any test module below it.
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="rs2gcs-test-airflow-"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
-
-import pytest
-
-from airflow_rs2gcs.devstack.stack import LocalStack
-
-
-@pytest.fixture(scope="session")
-def stack():
-    """The real local stack (PostgreSQL + Redshift shim + fake-gcs-server), shared by the session."""
-    with LocalStack() as local_stack:
-        yield local_stack
-
-
-@pytest.fixture
-def stack_env(stack, monkeypatch):
-    """Point in-process hooks at the local stack (connections and STORAGE_EMULATOR_HOST)."""
-    for key, value in stack.airflow_env().items():
-        monkeypatch.setenv(key, value)
-    return stack

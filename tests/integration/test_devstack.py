@@ -1,0 +1,292 @@
+"""The local stack, through real parts only: PostgreSQL 16 behind the Redshift handshake shim reached by the
+real ``RedshiftSQLHook``/``redshift_connector``, fake-gcs-server reached by the real ``GCSHook``, and the
+process hygiene (clean stop, SIGTERM, SIGKILL + PDEATHSIG).
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+if "AIRFLOW_HOME" not in os.environ:  # before anything imports airflow
+    _AIRFLOW_HOME = tempfile.mkdtemp(prefix="rs2gcs-test-airflow-")
+    os.environ["AIRFLOW_HOME"] = _AIRFLOW_HOME
+    atexit.register(shutil.rmtree, _AIRFLOW_HOME, True)
+
+from rs2gcs_devstack import shim
+from rs2gcs_devstack.processes import pid_alive, port_open
+from rs2gcs_devstack.stack import (
+    DEFAULT_GCP_CONN_ID,
+    DEFAULT_REDSHIFT_CONN_ID,
+    LocalStack,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def stack():
+    """One running stack for the module."""
+    with LocalStack() as running:
+        yield running
+
+
+@pytest.fixture
+def airflow_env(stack, monkeypatch):
+    """The stack's connections and STORAGE_EMULATOR_HOST in this process's environment."""
+    for key, value in stack.airflow_env().items():
+        monkeypatch.setenv(key, value)
+    return stack
+
+
+def _redshift_hook():
+    from airflow.providers.amazon.aws.hooks.redshift_sql import RedshiftSQLHook
+
+    return RedshiftSQLHook(redshift_conn_id=DEFAULT_REDSHIFT_CONN_ID)
+
+
+def _gcs_hook():
+    from airflow.providers.google.cloud.hooks.gcs import GCSHook
+
+    return GCSHook(gcp_conn_id=DEFAULT_GCP_CONN_ID)
+
+
+def _wait_dead(pids, timeout: float = 10.0) -> list[int]:
+    """Wait until none of ``pids`` is alive; return the ones still alive at the timeout."""
+    deadline = time.monotonic() + timeout
+    alive = list(pids)
+    while alive and time.monotonic() < deadline:
+        alive = [pid for pid in alive if pid_alive(pid)]
+        time.sleep(0.05)
+    return alive
+
+
+def _descendants(pid: int) -> list[int]:
+    """``pid`` and all its descendants (PostgreSQL backends, ...), via /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(children.get(current, []))
+    return found
+
+
+# --- Redshift through the shim ---------------------------------------------------------------------------
+def test_hook_version_and_count(airflow_env):
+    hook = _redshift_hook()
+    version = hook.get_first("select version()")[0]
+    assert version.startswith("PostgreSQL 16")
+    hook.run(
+        [
+            "drop table if exists public.numbers",
+            "create table public.numbers as select g as n from generate_series(1, 1234) g",
+        ]
+    )
+    assert hook.get_first("select count(*) from public.numbers")[0] == 1234
+
+
+def test_declare_cursor_fetch_forward(airflow_env):
+    conn = _redshift_hook().get_conn()
+    try:
+        cursor = conn.cursor()
+        cursor.execute("begin")
+        cursor.execute(
+            "declare c no scroll cursor for select g, md5(g::text) from generate_series(1, 25000) g"
+        )
+        batches = []
+        while True:
+            cursor.execute("fetch forward 10000 from c")
+            rows = cursor.fetchall()
+            if not rows:
+                break
+            batches.append(len(rows))
+        cursor.execute("close c")
+        cursor.execute("commit")
+    finally:
+        conn.close()
+    assert batches == [10000, 10000, 5000]
+
+
+def test_catalog_query(airflow_env):
+    airflow_env.postgres.psql(
+        "create schema if not exists sales; "
+        "create table if not exists sales.orders(id bigint, amount numeric(12,2)); "
+        f"alter schema sales owner to {airflow_env.postgres.user}; "
+        f"alter table sales.orders owner to {airflow_env.postgres.user};"
+    )
+    rows = _redshift_hook().get_records(
+        "select table_schema, table_name from information_schema.tables "
+        "where table_schema not in ('pg_catalog', 'information_schema')"
+    )
+    assert ("sales", "orders") in {tuple(row) for row in rows}
+
+
+def test_driver_startup_keys_are_all_handled(stack):
+    """Capture what the installed redshift_connector really sends; the shim keeps only PostgreSQL keys."""
+    import redshift_connector
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    captured: list[bytes] = []
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            length = struct.unpack("!i", conn.recv(4, socket.MSG_WAITALL))[0]
+            captured.append(struct.pack("!i", length) + conn.recv(length - 4, socket.MSG_WAITALL))
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    with pytest.raises(Exception):  # noqa: B017 - our fake server just hangs up
+        redshift_connector.connect(
+            host="127.0.0.1",
+            port=listener.getsockname()[1],
+            user="u",
+            password="p",
+            database="d",
+            ssl=False,
+            timeout=5,
+        )
+    thread.join(5)
+    listener.close()
+    sent = dict(shim.parse_startup(captured[0]))
+    rewritten, dropped = shim.rewrite_startup(captured[0])
+    rejected = {"client_protocol_version", "driver_version", "os_version", "driver_discovery_version"}
+    assert rejected <= set(dropped)
+    assert dict(shim.parse_startup(rewritten)) == {k: v for k, v in sent.items() if k not in dropped}
+    assert {"user", "database"} <= set(dict(shim.parse_startup(rewritten)))
+
+
+def test_shim_answers_ssl_request_with_n(stack):
+    with socket.create_connection(("127.0.0.1", stack.shim_port), timeout=5) as sock:
+        sock.sendall(struct.pack("!ii", 8, shim.SSL_REQUEST))
+        assert sock.recv(1) == b"N"
+        sock.sendall(
+            shim.build_startup([("user", stack.postgres.user), ("database", "dev"), ("driver_version", "x")])
+        )
+        kind, _, auth = struct.unpack("!cii", sock.recv(9, socket.MSG_WAITALL))
+        assert (kind, auth) == (b"R", 5)  # md5 password request from PostgreSQL
+
+
+def test_cancel_request_goes_through(airflow_env):
+    conn = _redshift_hook().get_conn()
+    errors: list[Exception] = []
+
+    def sleep_query() -> None:
+        try:
+            conn.cursor().execute("select pg_sleep(30)")
+        except Exception as exc:  # the cancel
+            errors.append(exc)
+
+    worker = threading.Thread(target=sleep_query)
+    started = time.monotonic()
+    worker.start()
+    time.sleep(0.5)
+    with socket.create_connection(("127.0.0.1", airflow_env.shim_port), timeout=5) as sock:
+        sock.sendall(struct.pack("!ii", 16, shim.CANCEL_REQUEST) + conn._backend_key_data)
+    worker.join(20)
+    conn.close()
+    assert time.monotonic() - started < 15
+    assert errors and "57014" in str(errors[0])
+
+
+# --- GCS ---------------------------------------------------------------------------------------------------
+def test_gcs_hook_upload_download(airflow_env):
+    bucket = f"test-{uuid.uuid4().hex[:8]}"
+    airflow_env.gcs.create_bucket(bucket)
+    hook = _gcs_hook()
+    small, large = os.urandom(300_000), os.urandom(9 * 1024 * 1024)  # large: a resumable upload
+    hook.upload(bucket, "dir/small.bin", data=small)
+    hook.upload(bucket, "dir/large.bin", data=large)
+    assert hook.download(bucket, "dir/small.bin") == small
+    assert hook.download(bucket, "dir/large.bin") == large
+    assert sorted(hook.list(bucket, prefix="dir/")) == ["dir/large.bin", "dir/small.bin"]
+
+
+def test_gcs_restart_keeps_objects(airflow_env):
+    bucket = f"keep-{uuid.uuid4().hex[:8]}"
+    airflow_env.gcs.create_bucket(bucket)
+    _gcs_hook().upload(bucket, "a.txt", data=b"survives")
+    port, old_pid = airflow_env.gcs.port, airflow_env.gcs.pid
+    airflow_env.gcs.stop()
+    assert not port_open(port)
+    airflow_env.gcs.start()
+    assert (airflow_env.gcs.port, airflow_env.gcs.pid != old_pid) == (port, True)
+    assert _gcs_hook().download(bucket, "a.txt") == b"survives"
+
+
+# --- process hygiene ---------------------------------------------------------------------------------------
+def test_stop_leaves_no_process_and_closes_ports():
+    local = LocalStack().start()
+    pids = [pid for pid in local.pids.values() for pid in _descendants(pid)]
+    ports = list(local.ports.values())
+    assert len(local.pids) == 3 and all(port_open(port) for port in ports)
+    local.stop()
+    assert _wait_dead(pids, timeout=5) == []
+    assert not any(port_open(port) for port in ports)
+
+
+_CHILD_SCRIPT = textwrap.dedent("""
+    import json, time
+    from rs2gcs_devstack.stack import LocalStack
+    with LocalStack() as stack:
+        print(json.dumps({"pids": stack.pids, "ports": stack.ports,
+                          "dirs": [str(stack.postgres.base_dir), str(stack.gcs.base_dir)]}), flush=True)
+        time.sleep(120)
+""")
+
+
+def _stack_in_subprocess() -> tuple[subprocess.Popen, dict]:
+    """A Python process running a LocalStack; returns it and what it reported."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _CHILD_SCRIPT], cwd=REPO, stdout=subprocess.PIPE, text=True
+    )
+    line = proc.stdout.readline()
+    assert line, f"child stack did not start (exit code {proc.poll()})"
+    info = json.loads(line)
+    info["all_pids"] = [p for pid in info["pids"].values() for p in _descendants(pid)]
+    return proc, info
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_stops_stack_cleanly(sig):
+    proc, info = _stack_in_subprocess()
+    proc.send_signal(sig)
+    proc.wait(20)
+    assert _wait_dead(info["all_pids"], timeout=5) == []
+    assert not any(port_open(port) for port in info["ports"].values())
+    assert not any(Path(d).exists() for d in info["dirs"])  # stopped by the handlers, not by the kernel
+
+
+def test_sigkill_leaves_nothing_and_next_start_works():
+    proc, info = _stack_in_subprocess()
+    assert len(info["pids"]) == 3 and all(pid_alive(pid) for pid in info["all_pids"])
+    proc.kill()
+    proc.wait(10)
+    assert _wait_dead(info["all_pids"], timeout=10) == []  # PDEATHSIG (postgres runs as another user)
+    with LocalStack() as again:
+        assert again.postgres.psql("select 41 + 1").strip() == "42"
+    assert not any(Path(d).exists() for d in info["dirs"])  # stale dirs of the dead run were removed

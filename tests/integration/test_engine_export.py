@@ -1,0 +1,279 @@
+"""Exactly once per interval, on the real stack: re-runs, failed tries, empty results, incremental windows,
+single-node fetches and a GCS outage."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from stack_exports import export_through_engine
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
+
+BUCKET = "engine-export"
+TABLE = "public.rs2gcs_export_events"
+ROWS = 3000
+DAY = dt.timedelta(days=1)
+START = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+
+# Events over three days, with rows exactly on each interval boundary.
+SCHEMA_SQL = f"""
+DROP TABLE IF EXISTS {TABLE};
+CREATE TABLE {TABLE} (id bigint, updated_at timestamptz, seen_at timestamp, payload text);
+INSERT INTO {TABLE}
+SELECT g, timestamptz '2026-03-01 00:00:00+00' + (g - 1) * interval '86 seconds',
+       timestamp '2026-03-01 00:00:00' + (g - 1) * interval '86 seconds', repeat(md5(g::text), 1 + g % 4)
+FROM generate_series(1, {ROWS}) AS g;
+INSERT INTO {TABLE} VALUES (90001, '2026-03-02 00:00:00+00', '2026-03-02 00:00:00', 'boundary'),
+                           (90002, '2026-03-03 00:00:00+00', '2026-03-03 00:00:00', 'boundary');
+"""
+
+
+@pytest.fixture(scope="module")
+def loaded(stack):
+    stack.postgres.psql(
+        SCHEMA_SQL + f'GRANT SELECT ON {TABLE} TO "{stack.postgres.user}";', database=stack.postgres.database
+    )
+    stack.gcs.create_bucket(BUCKET)
+    return stack
+
+
+@pytest.fixture
+def gcs(loaded, stack_env):
+    from airflow.providers.google.cloud.hooks.gcs import GCSHook
+
+    return GCSHook(gcp_conn_id="rs2gcs_gcs")
+
+
+def export(sql: str, prefix: str, **settings):
+    interval = ("2026-03-01T00:00:00+00:00", "2026-03-02T00:00:00+00:00")
+    return export_through_engine(sql, BUCKET, prefix, interval, "d", **settings)
+
+
+def listing(gcs, prefix: str) -> dict[str, str]:
+    """Object name -> the MD5 GCS reports, for every object under ``prefix/``."""
+    bucket = gcs.get_conn().bucket(BUCKET)
+    return {blob.name: blob.md5_hash for blob in bucket.list_blobs(prefix=f"{prefix}/")}
+
+
+def manifest_of(gcs, prefix: str) -> dict:
+    return json.loads(gcs.download(BUCKET, f"{prefix}/_manifest.json"))
+
+
+def ids_in(gcs, manifest: dict) -> list[int]:
+    tables = [pq.read_table(io.BytesIO(gcs.download(BUCKET, o["name"]))) for o in manifest["objects"]]
+    return sorted(pa.concat_tables(tables).column("id").to_pylist())
+
+
+SMALL = {"fetch_size": 200, "batch_rows": 256, "max_file_bytes": 40_000}
+
+
+@pytest.fixture(params=["wire", "driver"])
+def fetch_method(request) -> str:
+    """The tests that take it run on the fast path and on the plain driver path."""
+    return request.param
+
+
+def test_the_manifest_is_last_and_lists_every_object_with_its_gcs_md5(gcs, fetch_method):
+    prefix = f"m/{fetch_method}/orders"
+    result = export(f"SELECT * FROM {TABLE}", prefix, fetch_method=fetch_method, **SMALL)
+    manifest = manifest_of(gcs, prefix)
+    present = listing(gcs, prefix)
+    assert result.objects == len(manifest["objects"]) > 1
+    assert {o["name"]: o["md5"] for o in manifest["objects"]} == {
+        k: v for k, v in present.items() if "part-" in k
+    }
+    assert set(present) == {o["name"] for o in manifest["objects"]} | {f"{prefix}/_manifest.json"}
+    assert manifest["rows"] == sum(o["rows"] for o in manifest["objects"]) == ROWS + 2
+    assert manifest["source_query"] == f"SELECT * FROM {TABLE}"
+    assert manifest["data_interval"] == {
+        "start": "2026-03-01T00:00:00+00:00",
+        "end": "2026-03-02T00:00:00+00:00",
+    }
+    assert [c["source_type"] for c in manifest["schema"]] == ["bigint", "timestamptz", "timestamp", "text"]
+    assert ids_in(gcs, manifest) == [*range(1, ROWS + 1), 90001, 90002]
+
+
+def test_rerunning_an_interval_changes_nothing_and_a_smaller_rerun_leaves_no_orphans(gcs, fetch_method):
+    sql, prefix = f"SELECT * FROM {TABLE}", f"rerun/{fetch_method}/orders"
+    export(sql, prefix, fetch_method=fetch_method, **SMALL)
+    first = (listing(gcs, prefix), manifest_of(gcs, prefix))
+    export(sql, prefix, fetch_method=fetch_method, **SMALL)
+    assert (listing(gcs, prefix), manifest_of(gcs, prefix)) == first
+    export(f"{sql} WHERE id <= 100", prefix, fetch_method=fetch_method, **SMALL)  # fewer rows, fewer files
+    manifest = manifest_of(gcs, prefix)
+    assert len(manifest["objects"]) == 1 < len(first[1]["objects"])
+    assert set(listing(gcs, prefix)) == {manifest["objects"][0]["name"], f"{prefix}/_manifest.json"}
+    assert ids_in(gcs, manifest) == list(range(1, 101))
+
+
+def test_a_failed_try_leaves_no_manifest_and_no_objects(gcs, fetch_method):
+    prefix = f"fail/{fetch_method}/orders"
+    export(f"SELECT * FROM {TABLE}", prefix, fetch_method=fetch_method, **SMALL)
+    assert f"{prefix}/_manifest.json" in listing(gcs, prefix)
+    failing = f"SELECT id, payload, 1 / (id - 2500) AS boom FROM {TABLE}"  # division by zero at row 2500
+    with pytest.raises(Exception, match="division by zero"):
+        export(failing, prefix, fetch_method=fetch_method, **SMALL)
+    assert listing(gcs, prefix) == {}
+
+
+@pytest.mark.parametrize(
+    ("export_format", "compression", "extension"),
+    [("parquet", "snappy", "parquet"), ("csv", "gzip", "csv.gz"), ("jsonl", "none", "jsonl")],
+)
+def test_an_empty_result_publishes_a_manifest_with_zero_rows_and_one_empty_file(
+    gcs, export_format, compression, extension, fetch_method
+):
+    prefix = f"empty/{fetch_method}/{export_format}"
+    sql = f"SELECT * FROM {TABLE} WHERE false"
+    result = export(
+        sql, prefix, export_format=export_format, compression=compression, fetch_method=fetch_method
+    )
+    manifest = manifest_of(gcs, prefix)
+    assert (result.rows, manifest["rows"], result.objects) == (0, 0, 1)
+    assert manifest["objects"][0]["name"] == f"{prefix}/part-00000.{extension}"
+    assert [c["name"] for c in manifest["schema"]] == ["id", "updated_at", "seen_at", "payload"]
+
+
+def test_incremental_runs_over_consecutive_intervals_add_up_to_the_table(gcs, fetch_method):
+    from airflow.sdk import DAG
+
+    from airflow_rs2gcs.transfers.redshift_to_gcs import RedshiftToGCSOperator
+
+    landed: list[int] = []
+    for column in ("updated_at", "seen_at"):  # timestamptz, and a naive timestamp read as UTC
+        landed.clear()
+        for day in range(4):
+            start, end = START + day * DAY, START + (day + 1) * DAY
+            with DAG(f"incremental_{fetch_method}_{column}_{day}", schedule=None):
+                operator = RedshiftToGCSOperator(
+                    task_id="t",
+                    sql=f"SELECT * FROM {TABLE}",
+                    bucket=BUCKET,
+                    object_prefix=f"incremental/{fetch_method}/{column}/dt={start:%Y-%m-%d}",
+                    redshift_conn_id="rs2gcs_redshift",
+                    gcp_conn_id="rs2gcs_gcs",
+                    incremental_column=column,
+                    fetch_method=fetch_method,
+                )
+            result = operator.execute({"data_interval_start": start, "data_interval_end": end})  # type: ignore[arg-type]
+            ids = ids_in(gcs, manifest_of(gcs, result["object_prefix"]))
+            assert len(ids) == result["rows"]
+            landed += ids
+            if day == 1:  # the row exactly at 2026-03-02 00:00 belongs to the interval it starts
+                assert 90001 in ids
+        assert sorted(landed) == [*range(1, ROWS + 1), 90001, 90002], column
+
+
+def test_single_node_clusters_fetch_at_most_1000_rows(gcs):
+    from airflow_rs2gcs.transfers.redshift_to_gcs import RedshiftToGCSOperator
+
+    operator = RedshiftToGCSOperator(
+        task_id="t",
+        sql=f"SELECT * FROM {TABLE}",
+        bucket=BUCKET,
+        object_prefix="single",
+        single_node_cluster=True,
+    )
+    assert operator.fetch_size == 1000
+    result = export(f"SELECT * FROM {TABLE}", "single/orders", fetch_size=operator.fetch_size)
+    assert result.rows == ROWS + 2
+
+
+def test_a_gcs_outage_during_the_export_is_retried(gcs, loaded):
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = export(f"SELECT * FROM {TABLE}", "outage/orders", **SMALL)
+        except BaseException as exc:  # reported below
+            outcome["error"] = exc
+
+    loaded.gcs.stop()
+    worker = threading.Thread(target=run)
+    worker.start()
+    try:
+        time.sleep(2.5)  # the export starts against a dead endpoint and retries
+    finally:
+        loaded.gcs.start()  # from the main thread: the emulator dies with the thread that starts it
+    worker.join(timeout=300)
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome["result"].rows == ROWS + 2
+    assert ids_in(gcs, manifest_of(gcs, "outage/orders")) == [*range(1, ROWS + 1), 90001, 90002]
+
+
+def test_the_export_runs_read_only_so_a_write_hidden_in_a_function_is_refused(loaded, gcs, fetch_method):
+    """The query gate refuses side effects by name; a user-defined function is stopped by the server."""
+    pg = loaded.postgres
+    pg.psql(
+        "DROP TABLE IF EXISTS public.rs2gcs_export_victim; CREATE TABLE public.rs2gcs_export_victim (i int);"
+        "CREATE OR REPLACE FUNCTION public.rs2gcs_sneaky() RETURNS int LANGUAGE sql AS "
+        "$$ INSERT INTO public.rs2gcs_export_victim VALUES (1); SELECT 1 $$;"
+        f'GRANT ALL ON public.rs2gcs_export_victim TO "{pg.user}";',
+        database=pg.database,
+    )
+    with pytest.raises(Exception, match="read-only transaction"):
+        export(
+            "SELECT public.rs2gcs_sneaky() AS one",
+            f"readonly/{fetch_method}/sneaky",
+            fetch_method=fetch_method,
+        )
+    assert pg.psql("SELECT count(*) FROM public.rs2gcs_export_victim", database=pg.database).strip() == "0"
+    assert f"readonly/{fetch_method}/sneaky/_manifest.json" not in listing(
+        gcs, f"readonly/{fetch_method}/sneaky"
+    )
+    plain = export(
+        f"SELECT id FROM {TABLE} WHERE id <= 10", f"readonly/{fetch_method}/plain", fetch_method=fetch_method
+    )
+    assert plain.rows == 10
+
+
+# Every decoder runs (numeric, date, time, bytea, text, bool, floats, timestamps) in a fresh process.
+_EVERY_DECODER_SQL = (
+    f"SELECT id, updated_at, seen_at, payload, (id / 7.0)::numeric(14, 2) AS amount,"
+    f" (id * 1e20 / 7)::numeric(38, 10) AS wide, updated_at::date AS day, seen_at::time AS clock,"
+    f" decode(md5(payload), 'hex') AS digest, id % 2 = 0 AS even, id / 3.0::float8 AS ratio"
+    f" FROM {TABLE} WHERE id <= 500"
+)
+_COMPUTE_PROBE = f"""
+import sys
+sys.path.insert(0, "tests/integration")
+from stack_exports import export_through_engine
+result = export_through_engine({_EVERY_DECODER_SQL!r}, {BUCKET!r}, sys.argv[2], ("a", "b"), "d",
+                               export_format=sys.argv[1], fetch_method=sys.argv[3])
+assert result.rows == 500, result
+print("compute kernels loaded:", "pyarrow._compute" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize(("export_format", "loaded_kernels"), [("parquet", False), ("csv", True)])
+def test_a_parquet_export_never_loads_arrows_compute_kernels(
+    loaded, stack_env, export_format, loaded_kernels, fetch_method
+):
+    """Loading them costs every export process ~12 MB of RSS (bench/sync_bench.py's memory target);
+    only the text formats need them."""
+    probe = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _COMPUTE_PROBE,
+            export_format,
+            f"kernels/{fetch_method}/{export_format}",
+            fetch_method,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert probe.returncode == 0, probe.stderr[-3000:]
+    assert f"compute kernels loaded: {loaded_kernels}" in probe.stdout

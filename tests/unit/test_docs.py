@@ -23,7 +23,6 @@ import importlib.util
 import inspect
 import json
 import re
-import sys
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from unittest import mock
@@ -218,17 +217,8 @@ def test_webhook_verification_example_accepts_exactly_our_signature():
 
 
 def _devstack(name: str) -> ModuleType:
-    """``rs2gcs_devstack.<name>``; before the local stack moved out of the provider it was
-    ``airflow_rs2gcs.devstack.<name>``, registered here under the new name (same modules)."""
-    try:
-        return importlib.import_module(f"rs2gcs_devstack.{name}")
-    except ModuleNotFoundError as exc:
-        if exc.name != "rs2gcs_devstack":
-            raise
-    module = importlib.import_module(f"airflow_rs2gcs.devstack.{name}")
-    sys.modules.setdefault("rs2gcs_devstack", importlib.import_module("airflow_rs2gcs.devstack"))
-    sys.modules[f"rs2gcs_devstack.{name}"] = module
-    return module
+    """``rs2gcs_devstack.<name>``, imported here, not at collection: the local stack is Linux-only."""
+    return importlib.import_module(f"rs2gcs_devstack.{name}")
 
 
 def test_local_services_example_calls_the_real_api(monkeypatch):

@@ -44,10 +44,15 @@ test: $(STAMP) $(CHROMIUM)
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
-# Sync benchmark on the local stack: our operator vs PostgresToGCSOperator vs fetch-only, 1M rows,
-# plus our operator on 4M rows for the memory-flatness check (BENCH_ARGS="--rss-rows 0" skips it).
+# Sync benchmark on the local stack: our operator (fast path and plain driver path) vs
+# PostgresToGCSOperator vs fetch-only, 1M rows, plus our operator on 4M rows for the memory-flatness
+# check (BENCH_ARGS="--rss-rows 0" skips it).
 bench: $(STAMP)
 	$(BIN)/python bench/sync_bench.py $(BENCH_ARGS)
+
+# What the factory costs the dag-processor (bench/README.md, "Parse cost").
+bench-parse: $(STAMP)
+	$(BIN)/python bench/parse_bench.py $(BENCH_ARGS)
 
 # ruff lints and checks formatting everywhere; mypy type-checks the package (settings in pyproject.toml).
 lint: $(STAMP)

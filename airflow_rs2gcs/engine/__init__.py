@@ -1,4 +1,4 @@
-"""The transfer engine: reader (cursor batches) -> encoders -> uploader -> manifest (published last).
+"""The transfer engine: row source (cursor batches as Arrow) -> encoders -> uploader -> manifest (last).
 
 Importing the engine selects the system allocator for Arrow (``ARROW_DEFAULT_MEMORY_POOL=system``)
 unless the variable is already set. Arrow reads it once, when pyarrow first allocates, so it must be

@@ -36,7 +36,7 @@ import pyarrow as pa
 from airflow_rs2gcs.engine.datarows import arrow_buffer, text_fields, validity_bitmap
 from airflow_rs2gcs.engine.decode import DecodeError, text_decoder_for
 from airflow_rs2gcs.engine.reader import (
-    check_batch_sizes,
+    CursorRowSource,
     declare_cursor,
     fetch_statement,
     read_only_transaction,
@@ -143,7 +143,7 @@ def _check_texts(values: Sequence[Any]) -> None:
             )
 
 
-class DriverRowSource:
+class DriverRowSource(CursorRowSource):
     """Reads ``sql`` as Arrow record batches through the driver's public API only (the plain path).
 
     :param connection: an open ``redshift_connector`` connection with no transaction open; the source
@@ -156,24 +156,6 @@ class DriverRowSource:
     """
 
     method = "driver"
-
-    def __init__(
-        self,
-        connection: Any,
-        sql: str,
-        fetch_size: int = 10_000,
-        batch_rows: int = 10_000,
-        batch_bytes: int = 8 * 1024 * 1024,
-    ) -> None:
-        check_batch_sizes(fetch_size=fetch_size, batch_rows=batch_rows, batch_bytes=batch_bytes)
-        self.connection = connection
-        self.sql = sql
-        self.fetch_size = fetch_size
-        self.batch_rows = batch_rows
-        self.columns: list[Column] = []
-        self.schema: pa.Schema | None = None
-        self.rows_read = 0
-        self.bytes_read = 0
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         """Yield the result as record batches; :attr:`columns` and :attr:`schema` are set before the first."""

@@ -21,17 +21,52 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import pyarrow as pa
+
+from airflow_rs2gcs.engine.types import Column
+
 log = logging.getLogger(__name__)
 
 BEGIN_READ_ONLY = "BEGIN READ ONLY"
 SESSION_SETTINGS = ("SET datestyle TO 'ISO, MDY'", "SET timezone TO 'UTC'")
 
 
-def check_batch_sizes(**sizes: int) -> None:
-    """Refuse a fetch or batch size below 1, naming it."""
-    for name, value in sizes.items():
-        if value < 1:
-            raise ValueError(f"{name} must be positive, got {value}")
+class CursorRowSource:
+    """What every row source holds: the connection, the query, its sizes, and what it read so far.
+
+    :param connection: an open ``redshift_connector`` connection with no transaction open; the source
+        owns it while it reads (see :func:`read_only_transaction`).
+    :param sql: one SELECT.
+    :param fetch_size: rows per ``FETCH FORWARD`` (at most 1000 on single-node clusters).
+    :param batch_rows: rows per record batch; the last may be smaller.
+    :param batch_bytes: a record batch also ends once this many received bytes are waiting (where the
+        source sees bytes).
+    """
+
+    def __init__(
+        self,
+        connection: Any,
+        sql: str,
+        fetch_size: int = 10_000,
+        batch_rows: int = 10_000,
+        batch_bytes: int = 8 * 1024 * 1024,
+    ) -> None:
+        for name, value in (
+            ("fetch_size", fetch_size),
+            ("batch_rows", batch_rows),
+            ("batch_bytes", batch_bytes),
+        ):
+            if value < 1:
+                raise ValueError(f"{name} must be positive, got {value}")
+        self.connection = connection
+        self.sql = sql
+        self.fetch_size = fetch_size
+        self.batch_rows = batch_rows
+        self.batch_bytes = batch_bytes
+        self.columns: list[Column] = []
+        self.schema: pa.Schema | None = None
+        self.rows_read = 0
+        self.bytes_read = 0
 
 
 @contextmanager

@@ -20,16 +20,16 @@ import pyarrow as pa
 from airflow_rs2gcs.engine.datarows import MAX_BATCH_BYTES, split_rows
 from airflow_rs2gcs.engine.decode import decode_batch
 from airflow_rs2gcs.engine.reader import (
-    check_batch_sizes,
+    CursorRowSource,
     declare_cursor,
     fetch_statement,
     read_only_transaction,
 )
-from airflow_rs2gcs.engine.types import Column, columns_from_row_description, schema_of
+from airflow_rs2gcs.engine.types import columns_from_row_description, schema_of
 from airflow_rs2gcs.engine.wire import RawRowCapture, UnsupportedDriverError, result_formats, row_description
 
 
-class WireRowSource:
+class WireRowSource(CursorRowSource):
     """Reads ``sql`` as Arrow record batches on an open ``redshift_connector`` connection (fast path).
 
     :param connection: an open ``redshift_connector`` connection with no transaction open; the source
@@ -42,25 +42,6 @@ class WireRowSource:
     """
 
     method = "wire"
-
-    def __init__(
-        self,
-        connection: Any,
-        sql: str,
-        fetch_size: int = 10_000,
-        batch_rows: int = 10_000,
-        batch_bytes: int = 8 * 1024 * 1024,
-    ) -> None:
-        check_batch_sizes(fetch_size=fetch_size, batch_rows=batch_rows, batch_bytes=batch_bytes)
-        self.connection = connection
-        self.sql = sql
-        self.fetch_size = fetch_size
-        self.batch_rows = batch_rows
-        self.batch_bytes = batch_bytes
-        self.columns: list[Column] = []
-        self.schema: pa.Schema | None = None
-        self.rows_read = 0
-        self.bytes_read = 0
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         """Yield the result as record batches; :attr:`columns` and :attr:`schema` are set before the first."""

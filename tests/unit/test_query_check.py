@@ -3,10 +3,13 @@ used as a column name is not a statement."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from airflow_rs2gcs.query_check import QueryNotAllowed, check_read_only_select
 
+CORPUS = sorted((Path(__file__).parents[1] / "integration" / "sql").glob("tpc*/q*.sql"))
 # Words that are keywords somewhere (statements, clauses, types) and legal column names everywhere.
 KEYWORD_NAMES = [
     "comment",
@@ -88,6 +91,17 @@ def test_keywords_used_as_column_names_pass(template, word):
 )
 def test_data_modifying_keywords_as_names_pass(sql):
     assert check_read_only_select(sql) == sql
+
+
+@pytest.mark.parametrize("path", CORPUS, ids=lambda path: f"{path.parent.name}-{path.stem}")
+def test_the_tpc_corpus_passes(path):
+    """The 22 TPC-H and the TPC-DS queries (run on the database by tests/integration/test_query_corpus.py)."""
+    sql = path.read_text()
+    assert check_read_only_select(sql) == sql.strip().removesuffix(";").rstrip()
+
+
+def test_the_corpus_is_there():
+    assert len(CORPUS) >= 22 + 30
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,20 @@
 """Is a custom query ONE read-only SELECT? A small lexer that sees through strings and comments.
 
+The rule: the query is one statement (no ``;`` but a trailing one) that starts with SELECT or WITH, and
+no run of its tokens forms a data-modifying statement, a ``SELECT ... INTO``, a ``FOR UPDATE/SHARE``
+locking clause or a call of a function that acts outside the query. Where a keyword stands decides
+whether it is a statement or a name, so ``select id, comment, lock from t`` passes:
+
+- COMMENT, LOCK, GRANT, DROP, VACUUM, SET and the other utility statements can only begin a statement,
+  never be nested in a SELECT; the start and a ``;`` are checked, so nothing else about them is needed.
+- INSERT, UPDATE, DELETE and MERGE can also begin a statement inside one (``WITH d AS (DELETE ...)``,
+  ``WITH x AS (...) DELETE ...``), and then a name always follows them (``DELETE FROM t``). So they are
+  names when followed by ``,``, ``)``, an operator, AS or the end, qualified (``t.update``), after AS,
+  or an item of a list (after ``,`` or SELECT); anywhere else they are refused, with how to quote them.
+
 This is the first gate; the second is the database itself: the configure step plans the query as
-``SELECT * FROM (<query>) LIMIT 0`` in a transaction that is rolled back, reading no rows.
+``SELECT * FROM (<query>) LIMIT 0`` in a transaction that is rolled back, reading no rows, and each
+export runs in a read-only transaction.
 """
 
 from __future__ import annotations
@@ -9,48 +22,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-FORBIDDEN_KEYWORDS = frozenset(
-    {
-        "insert",
-        "update",
-        "delete",
-        "merge",
-        "upsert",
-        "create",
-        "drop",
-        "alter",
-        "truncate",
-        "grant",
-        "revoke",
-        "copy",
-        "unload",
-        "call",
-        "execute",
-        "exec",
-        "vacuum",
-        "analyze",
-        "lock",
-        "into",
-        "set",
-        "reset",
-        "comment",
-        "refresh",
-        "prepare",
-        "deallocate",
-        "listen",
-        "notify",
-        "do",
-        "begin",
-        "commit",
-        "rollback",
-        "savepoint",
-        "release",
-        "cluster",
-        "reindex",
-        "import",
-        "export",
-    }
-)
+# Statements that change data and can stand inside a query that starts with WITH: as a data-modifying
+# CTE (WITH d AS (DELETE ...) SELECT ...) or as the statement the WITH clause leads to
+# (WITH x AS (...) DELETE ...). Each is always followed by a name (INTO, FROM, ONLY or the table).
+DATA_MODIFYING_KEYWORDS = frozenset({"insert", "update", "delete", "merge", "upsert"})
+# FOR UPDATE, FOR NO KEY UPDATE, FOR SHARE, FOR KEY SHARE: row locks taken by a SELECT.
+LOCKING_CLAUSES = (("update",), ("share",), ("no", "key", "update"), ("key", "share"))
 # Functions a SELECT can call that act outside the query: sleep, signal or end other sessions, change
 # settings, advance sequences, take locks, reach other databases or the server's files, emit notifies.
 # A read-only transaction stops writes but not these, so they are refused by name (in any schema, quoted
@@ -108,12 +85,23 @@ SIDE_EFFECT_FUNCTIONS = frozenset(
         "pg_promote",
     }
 )
-_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 _DOLLAR_TAG = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
 _IDENTIFIER_CHAR = re.compile(r"[A-Za-z0-9_$\x80-\U0010ffff]")
 _UNICODE_ESCAPE_IDENTIFIER = re.compile(r"u&\s*\"", re.IGNORECASE)
 # Stands in for each character of a literal or quoted identifier: neither a word character nor a space.
 _LITERAL = "\x00"
+# The lexed query's tokens. A word is what the server reads as one identifier or keyword: every byte
+# from 0x80 up is an identifier character to PostgreSQL (so a no-break space never splits a word), and
+# only ASCII blanks separate tokens. A number is split from letters that follow it (``1delete``), as
+# older servers read it.
+_TOKEN = re.compile(
+    r"[ \t\n\r\f\v]*(?:"
+    r"(?P<literal>\x00+)"
+    r"|(?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)"
+    r"|(?P<word>[A-Za-z_\x80-\U0010ffff][A-Za-z0-9_$\x80-\U0010ffff]*)"
+    r"|(?P<other>.))",
+    re.DOTALL,
+)
 
 
 class QueryNotAllowed(ValueError):
@@ -145,7 +133,9 @@ def _skip_quoted(sql: str, i: int, quote: str, lexing: _Lexing) -> int:
             i += 2
             continue
         i += 1
-    raise QueryNotAllowed(f"unterminated {quote} quote")
+    raise QueryNotAllowed(
+        f"unterminated {quote} quote; close it (a {quote} inside it is written twice: {quote}{quote})"
+    )
 
 
 def _skip_block_comment(sql: str, i: int, lexing: _Lexing) -> int:
@@ -158,7 +148,7 @@ def _skip_block_comment(sql: str, i: int, lexing: _Lexing) -> int:
         else:
             i += 1
     if depth:
-        raise QueryNotAllowed("unterminated /* comment")
+        raise QueryNotAllowed("unterminated /* comment; close it with */")
     return i
 
 
@@ -192,7 +182,7 @@ def _lex(sql: str, lexing: _Lexing) -> tuple[str, list[str]]:
             # '$' right after an identifier character belongs to that identifier (x$a$ is a name).
             close = sql.find(tag.group(0), tag.end())
             if close < 0:
-                raise QueryNotAllowed("unterminated dollar-quoted string")
+                raise QueryNotAllowed(f"unterminated dollar-quoted string; close it with {tag.group(0)}")
             end = close + len(tag.group(0))
             out.append(_LITERAL * (end - i))
             i = end
@@ -219,25 +209,94 @@ def _check_parentheses(code: str) -> None:
         if depth < 0:
             break
     if depth:
-        raise QueryNotAllowed("unbalanced parentheses")
+        raise QueryNotAllowed("unbalanced parentheses: close each '(' with a ')'")
+
+
+@dataclass(frozen=True)
+class _Token:
+    kind: str  # literal (a string or quoted identifier), number, word, other (one character)
+    text: str  # lower case for a word
+
+    def is_word(self, *words: str) -> bool:
+        return self.kind == "word" and (not words or self.text in words)
+
+
+_END = _Token("end", "")
+
+
+def _tokens(code: str) -> list[_Token]:
+    tokens = []
+    for match in _TOKEN.finditer(code.rstrip(" \t\n\r\f\v")):
+        kind = match.lastgroup or "other"
+        text = match.group(kind)
+        tokens.append(_Token(kind, text.lower() if kind == "word" else text))
+    return tokens
+
+
+def _fix_hint(word: str) -> str:
+    return f'if {word} is a column or alias there, quote it ("{word}") or qualify it (t.{word})'
+
+
+def _is_name(before: _Token, after: _Token) -> bool:
+    """Is a data-modifying keyword between these tokens a name rather than the start of a statement?
+
+    A statement's keyword is always followed by a name (INSERT INTO, DELETE FROM, MERGE INTO,
+    UPDATE [ONLY] t) and can stand only where a statement may start: after ``(`` (a CTE's body), after
+    a WITH clause (its ``)`` or the last name or constant of a SEARCH/CYCLE clause). After ``,`` or
+    SELECT comes a list item, after AS an alias or a type, next to ``.`` a qualified name.
+    """
+    if before.text == "." or after.text == "." or before.is_word("as"):
+        return True
+    if after.kind not in ("word", "literal") or after.is_word("as"):
+        return True  # followed by ',', ')', an operator, a number or the end
+    return before.text == "," or before.is_word("select")
+
+
+def _check_tokens(tokens: list[_Token]) -> None:
+    for index, token in enumerate(tokens):
+        if token.kind != "word":
+            continue
+        before = tokens[index - 1] if index else _END
+        after = tokens[index + 1] if index + 1 < len(tokens) else _END
+        word = token.text
+        if word in DATA_MODIFYING_KEYWORDS and not _is_name(before, after):
+            raise QueryNotAllowed(
+                f"it uses {word.upper()} as a statement keyword (a data-modifying statement); only a "
+                f"read-only SELECT is allowed; {_fix_hint(word)}"
+            )
+        if word == "into" and not (before.text == "." or after.text == "." or before.is_word("as")):
+            raise QueryNotAllowed(
+                "it uses INTO (SELECT ... INTO creates a table); only a read-only SELECT is allowed: "
+                f"remove the INTO clause; {_fix_hint(word)}"
+            )
+        if word == "for":
+            for clause in LOCKING_CLAUSES:
+                following = tokens[index + 1 : index + 1 + len(clause)]
+                if len(following) == len(clause) and all(map(_Token.is_word, following, clause)):
+                    shown = " ".join(("for", *clause)).upper()
+                    raise QueryNotAllowed(
+                        f"it uses the locking clause {shown}, which locks rows; only a read-only SELECT "
+                        f"is allowed: remove it; {_fix_hint(clause[-1])}"
+                    )
 
 
 def _check_code(code: str, quoted: list[str]) -> None:
     if ";" in code:
-        raise QueryNotAllowed("more than one statement (';' inside the query); give exactly one SELECT")
-    words = [w.lower() for w in _WORD.findall(code)]
-    if not words or words[0] not in {"select", "with"}:
-        raise QueryNotAllowed("it must start with SELECT or WITH")
-    bad = sorted(set(words) & FORBIDDEN_KEYWORDS)
-    if bad:
         raise QueryNotAllowed(
-            f"it uses {', '.join(k.upper() for k in bad)}; only a read-only SELECT is allowed"
+            "more than one statement (';' inside the query); give exactly one SELECT (a ';' inside a "
+            "quoted string is fine)"
         )
+    tokens = _tokens(code)
+    words = [t.text for t in tokens if t.kind == "word"]
+    if not words or words[0] not in {"select", "with"}:
+        found = f"it starts with {words[0].upper()}" if words else "it is empty"
+        raise QueryNotAllowed(f"it must start with SELECT or WITH ({found}); give one read-only SELECT")
+    _check_tokens(tokens)
     functions = sorted((set(words) | {q.lower() for q in quoted}) & SIDE_EFFECT_FUNCTIONS)
     if functions:
         raise QueryNotAllowed(
             f"it calls {', '.join(functions)}, which act(s) outside the query; only a read-only SELECT "
-            "is allowed"
+            "is allowed: remove the call"
         )
     _check_parentheses(code)
 

@@ -282,8 +282,24 @@ HOSTILE_QUERIES = [
     "select $t$ $t$; insert into public.orders select * from public.orders",
     "with d as (delete from public.orders returning *) select * from d",
     "with u as (update public.orders set amount = 0 returning 1) select 1",
+    "with d as materialized (delete from public.orders returning *) select * from d",
+    "with x as (select 1) delete from public.orders",
+    "with x as (select 1) update public.orders set amount = 0",
+    "with x as (select 1) insert into public.orders select * from public.orders",
+    # The statement after a WITH clause may follow a SEARCH or CYCLE clause's last name.
+    "with recursive r as (select 1 as n union all select n + 1 from r where n < 2) "
+    "search depth first by n set o delete from public.orders",
+    "with recursive r as (select 1 as n union all select n + 1 from r where n < 2) "
+    "cycle n set c using p delete from public.orders",
     "select * into hostile_new_table from public.orders",
+    "select * into temp hostile_new_table from public.orders",
     "select * from public.orders for update",
+    "select * from public.orders for no key update",
+    "select * from public.orders for share",
+    "select * from public.orders for key share",
+    # Keywords that are also column names (comment, lock) still never start a second statement.
+    "select 1; comment on table public.orders is 'x'",
+    "select lock from public.orders; lock table public.orders",
     "copy public.orders to '/tmp/x'",
     "select pg_sleep(30)",
     "select pg_catalog.pg_sleep(30)",
@@ -337,6 +353,7 @@ def test_hostile_queries_are_refused(query):
         "select order_date from public.orders -- trailing comment",
         "select a$b$c from (select 1 as a$b$c) t;",
         "with t as (select 1 as x) select * from t /* done */",
+        "select id, comment, lock, release, import, export from t order by comment",
     ],
 )
 def test_read_only_selects_with_tricky_text_still_pass(query):

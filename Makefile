@@ -25,8 +25,11 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/sync_bench.py $(BENCH_ARGS)
 
+# ruff lints and checks formatting everywhere; mypy type-checks the package (settings in pyproject.toml).
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

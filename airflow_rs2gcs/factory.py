@@ -59,15 +59,15 @@ def tables_asset_alias(tenant_id: str) -> AssetAlias:
     return AssetAlias(f"{SYNC_DAG_PREFIX}{tenant_id}")
 
 
-def _doc(tenant: Tenant) -> str:
+def _doc(tenant: Tenant, frequency: str) -> str:
     tables = "\n".join(
         f"| `{t.name}` | {t.mode} | {t.cursor_column or ''} | {'custom query' if t.query else 'table'} |"
         for t in tenant.tables
     )
-    cron = cron_for(tenant.tenant_id, tenant.sync_frequency) or "none (manual only)"
+    cron = cron_for(tenant.tenant_id, frequency) or "none (manual only)"
     return (
         f"### rs2gcs sync for tenant `{tenant.tenant_id}`\n\n"
-        f"* schedule: `{tenant.sync_frequency}` -> cron `{cron}` in `{tenant.timezone}`\n"
+        f"* schedule: `{frequency}` -> cron `{cron}` in `{tenant.timezone}`\n"
         f"* destination: `gs://{tenant.bucket}/{table_root(tenant.prefix, tenant.tenant_id, '<table>')}/`"
         f" ({tenant.format})\n"
         f"* Redshift connection: `{tenant.redshift_conn_id}`, GCP connection: `{tenant.gcp_conn_id}`\n\n"
@@ -133,16 +133,19 @@ def _summarise(
 
 def build_sync_dag(tenant: Tenant) -> DAG:
     """The scheduled sync DAG of one ready tenant: plan -> one mapped export per table -> summary."""
+    frequency, redshift_conn_id = tenant.sync_frequency, tenant.redshift_conn_id
+    if frequency is None or redshift_conn_id is None:  # a ready tenant has both
+        raise ValueError(f"tenant {tenant.tenant_id!r} has no syncFrequency or redshift_conn_id")
     table_names = [t.name for t in tenant.tables]
     with DAG(
         dag_id=sync_dag_id(tenant.tenant_id),
-        schedule=timetable_for(tenant.tenant_id, tenant.sync_frequency, tenant.timezone),
+        schedule=timetable_for(tenant.tenant_id, frequency, tenant.timezone),
         start_date=pendulum.instance(DEFAULT_START_DATE, tz=tenant.timezone),
         catchup=tenant.catchup,
         max_active_runs=1,
         is_paused_upon_creation=False,
         tags=["rs2gcs", f"tenant:{tenant.tenant_id}"],
-        doc_md=_doc(tenant),
+        doc_md=_doc(tenant, frequency),
         default_args={"owner": tenant.owner, "retries": SYNC_RETRIES, "retry_delay": SYNC_RETRY_DELAY},
         params={
             "full_refresh": Param(
@@ -164,13 +167,13 @@ def build_sync_dag(tenant: Tenant) -> DAG:
 
         @task
         def plan(
-            params: dict[str, Any],
+            params: dict[str, Any] | None = None,
             data_interval_start: Any = None,
             data_interval_end: Any = None,
             dag_run: Any = None,
         ) -> list[dict[str, Any]]:
             run_after = getattr(dag_run, "run_after", None)
-            return _plan_tables(tenant, params, data_interval_start, data_interval_end, run_after)
+            return _plan_tables(tenant, params or {}, data_interval_start, data_interval_end, run_after)
 
         @task(trigger_rule="all_done", retries=0)
         def summary(
@@ -184,15 +187,17 @@ def build_sync_dag(tenant: Tenant) -> DAG:
         planned = plan()
         exports = RedshiftToGCSOperator.partial(
             task_id="sync_table",
-            redshift_conn_id=tenant.redshift_conn_id,
+            redshift_conn_id=redshift_conn_id,
             gcp_conn_id=tenant.gcp_conn_id,
             bucket=tenant.bucket,
             export_format=tenant.format,
             single_node_cluster=tenant.single_node_cluster,
-            pool=redshift_pool(tenant.redshift_conn_id),
+            pool=redshift_pool(redshift_conn_id),
             outlets=[tables_asset_alias(tenant.tenant_id)],
         ).expand_kwargs(planned)
-        exports >> summary(planned)
+        # Airflow types a task's call with its function's parameters: it cannot say that an XComArg
+        # stands for the list it resolves to at run time.
+        exports >> summary(planned)  # type: ignore[arg-type]
     return dag
 
 

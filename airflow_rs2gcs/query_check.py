@@ -202,11 +202,6 @@ def _lex(sql: str, lexing: _Lexing) -> tuple[str, list[str]]:
     return "".join(out), quoted
 
 
-def code_outside_literals(sql: str) -> str:
-    """The query with string literals, quoted identifiers and comments replaced by spaces."""
-    return _lex(sql, _LEXINGS[0])[0].replace(_LITERAL, " ")
-
-
 def _statement_end(code: str) -> int:
     """Where the statement ends in the query: before a trailing ``;`` and trailing comments."""
     end = len(code.rstrip())

@@ -106,11 +106,6 @@ class TableSpec(_Strict):
             raise ValueError("mode 'incremental' needs a cursor_column")
         return self
 
-    @property
-    def output_name(self) -> str:
-        """The name used in object paths and task map indexes (``schema.table`` -> ``schema.table``)."""
-        return self.name
-
 
 class Webhook(_Strict):
     """A webhook that receives each sync's outcome.
@@ -234,17 +229,6 @@ class Tenant(_Strict):
     def is_ready(self) -> bool:
         """A ready tenant gets a sync DAG: complete and not disconnected."""
         return self.is_complete and self.status != "disconnected"
-
-    def missing_fields(self) -> list[str]:
-        """The keys a complete entry still needs, for messages and the DAG docs."""
-        required = {
-            "redshift_conn_id": self.redshift_conn_id,
-            "gcp_conn_id": self.gcp_conn_id,
-            "bucket": self.bucket,
-            "tables": self.tables,
-            "syncFrequency": self.sync_frequency,
-        }
-        return [key for key, value in required.items() if not value]
 
 
 def _known_keys(model: type[BaseModel]) -> list[str]:

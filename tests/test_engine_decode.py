@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from airflow_rs2gcs.engine.datarows import DataRowError, split_rows
 from airflow_rs2gcs.engine.decode import DecodeError, civil_days, date_text_days, decode_batch
-from airflow_rs2gcs.engine.types import column_for, schema_of
+from airflow_rs2gcs.engine.types import Column, WireFormat, column_for, schema_of
 
 PG_EPOCH = dt.datetime(2000, 1, 1)
 INT64_MAX = 2**63 - 1
@@ -189,6 +189,13 @@ def test_decimal_text_decodes_to_the_exact_value(case):
 def test_a_decimal_text_that_does_not_fit_is_refused_not_rounded(text, reason):
     with pytest.raises(DecodeError, match=f"column 'c' .*'{re.escape(text)}' .*{reason}"):
         decode(1700, [b"1.00", None, text.encode()], numeric_modifier(14, 2))
+
+
+def test_a_decimal_column_of_another_width_than_decimal128_is_refused():
+    column = Column("c", 1700, numeric_modifier(40, 2), WireFormat.TEXT, pa.decimal256(40, 2))
+    batch = split_rows([data_row(b"1.00")], 1)
+    with pytest.raises(DecodeError, match=r"column 'c' .*decimal256.* is not decimal128"):
+        decode_batch(batch, [column], schema_of([column]))
 
 
 def fits_decimal(text: str, precision: int, scale: int) -> bool:

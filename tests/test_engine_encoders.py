@@ -7,6 +7,7 @@ import gzip
 import json
 from decimal import Decimal
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 import pyarrow as pa
@@ -14,8 +15,8 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
 
-from airflow_rs2gcs.engine.encoders import LocalFile, RollingFileWriter
-from airflow_rs2gcs.engine.settings import ExportSettings, check_format, file_extension
+from airflow_rs2gcs.engine.encoders import LocalFile, ParquetCompression, RollingFileWriter
+from airflow_rs2gcs.engine.settings import COMPRESSIONS, ExportSettings, check_format, file_extension
 
 SCHEMA = pa.schema(
     [
@@ -137,6 +138,14 @@ def test_an_empty_result_still_writes_one_file(tmp_path, export_format, compress
         assert gzip.decompress(Path(files[0].path).read_bytes()).decode() == ",".join(SCHEMA.names) + "\n"
     else:
         assert Path(files[0].path).read_bytes() == b""
+
+
+@pytest.mark.parametrize("compression", COMPRESSIONS["parquet"])
+def test_every_parquet_compression_is_the_files_codec(tmp_path, compression):
+    assert compression in get_args(ParquetCompression)  # the type the Parquet writer is given
+    files = write(tmp_path, "parquet", compression, [batch(0, 100)])
+    codec = pq.ParquetFile(files[0].path).metadata.row_group(0).column(0).compression
+    assert codec == ("UNCOMPRESSED" if compression == "none" else compression.upper())
 
 
 def test_format_and_compression_validation():

@@ -24,6 +24,12 @@ MAX_BATCH_BYTES = 2**31 - 1 - PADDING
 _OFFSETS = {width: np.arange(width, dtype=np.int32) for width in range(1, PADDING + 1)}
 
 
+def arrow_buffer(values: np.ndarray) -> pa.Buffer:
+    """An Arrow buffer over the memory of ``values`` (no copy)."""
+    # pyarrow-stubs want an object with __buffer__, which numpy's stubs declare for Python 3.12+ only.
+    return pa.py_buffer(values)  # type: ignore[arg-type]
+
+
 class DataRowError(ValueError):
     """A batch of DataRow messages that does not match the row description."""
 
@@ -51,7 +57,7 @@ def validity_bitmap(null: np.ndarray) -> tuple[pa.Buffer | None, int]:
     nulls = int(np.count_nonzero(null))
     if not nulls:
         return None, 0
-    return pa.py_buffer(np.packbits(~null, bitorder="little")), nulls
+    return arrow_buffer(np.packbits(~null, bitorder="little")), nulls
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from airflow_rs2gcs.engine.datarows import FieldRefs, RowBatch, field_text, gather
+from airflow_rs2gcs.engine.datarows import FieldRefs, RowBatch, arrow_buffer, field_text, gather
 
 MAX_DECIMAL_TEXT = 41  # a sign, a leading zero (``-0.5`` in DECIMAL(1,1)), 38 digits and a point
 LIMB_DIGITS = 19
@@ -114,4 +114,4 @@ def decimal_array(batch: RowBatch, refs: FieldRefs, arrow_type: pa.Decimal128Typ
     words[:, 0], words[:, 1] = low, high
     words[refs.null] = 0
     validity, nulls = refs.validity()
-    return pa.Array.from_buffers(arrow_type, len(low), [validity, pa.py_buffer(words)], nulls)
+    return pa.Array.from_buffers(arrow_type, len(low), [validity, arrow_buffer(words)], nulls)

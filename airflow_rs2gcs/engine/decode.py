@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from airflow_rs2gcs.engine.datarows import FieldRefs, RowBatch, field_text, gather
+from airflow_rs2gcs.engine.datarows import FieldRefs, RowBatch, arrow_buffer, field_text, gather
 from airflow_rs2gcs.engine.decimals import DecimalTextError, decimal_array
 from airflow_rs2gcs.engine.types import Column, Oid, WireFormat
 
@@ -52,7 +52,7 @@ class DecodeError(ValueError):
 
 def _from_values(arrow_type: pa.DataType, values: np.ndarray, refs: FieldRefs) -> pa.Array:
     validity, nulls = refs.validity()
-    return pa.Array.from_buffers(arrow_type, len(values), [validity, pa.py_buffer(values)], nulls)
+    return pa.Array.from_buffers(arrow_type, len(values), [validity, arrow_buffer(values)], nulls)
 
 
 def _binary_values(batch: RowBatch, refs: FieldRefs, big_endian: str) -> np.ndarray:
@@ -78,7 +78,7 @@ def _fixed(big_endian: str) -> Decoder:
 def _bool(batch: RowBatch, refs: FieldRefs, column: Column) -> pa.Array:
     values = _binary_values(batch, refs, "u1") != 0
     validity, nulls = refs.validity()
-    bits = pa.py_buffer(np.packbits(values, bitorder="little"))
+    bits = arrow_buffer(np.packbits(values, bitorder="little"))
     return pa.Array.from_buffers(pa.bool_(), len(values), [validity, bits], nulls)
 
 
@@ -115,11 +115,11 @@ def _variable_width(
     arrow_type: pa.DataType, offsets: np.ndarray, values: np.ndarray, refs: FieldRefs
 ) -> pa.Array:
     validity, nulls = refs.validity()
-    buffers = [validity, pa.py_buffer(offsets), pa.py_buffer(values)]
+    buffers = [validity, arrow_buffer(offsets), arrow_buffer(values)]
     return pa.Array.from_buffers(arrow_type, len(refs.length), buffers, nulls)
 
 
-def text_array(batch: RowBatch, refs: FieldRefs) -> pa.StringArray:
+def text_array(batch: RowBatch, refs: FieldRefs) -> pa.Array:
     """The fields as an Arrow string array (copied out of the batch), checked to be valid UTF-8."""
     values, offsets = _field_bytes(batch, refs)
     strings = _variable_width(pa.string(), offsets, values, refs)
@@ -135,8 +135,11 @@ def _string(batch: RowBatch, refs: FieldRefs, column: Column) -> pa.Array:
 
 
 def _decimal(batch: RowBatch, refs: FieldRefs, column: Column) -> pa.Array:
+    arrow_type = column.arrow_type
+    if not isinstance(arrow_type, pa.Decimal128Type):  # decimal_array writes 16-byte values only
+        raise DecodeError(f"{arrow_type} is not decimal128")
     try:
-        return decimal_array(batch, refs, column.arrow_type)
+        return decimal_array(batch, refs, arrow_type)
     except DecimalTextError as exc:
         raise DecodeError(f"not representable as {column.arrow_type}: {exc}") from exc
 

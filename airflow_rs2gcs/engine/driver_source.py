@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from airflow_rs2gcs.engine.datarows import text_fields, validity_bitmap
+from airflow_rs2gcs.engine.datarows import arrow_buffer, text_fields, validity_bitmap
 from airflow_rs2gcs.engine.decode import DecodeError, text_decoder_for
 from airflow_rs2gcs.engine.reader import (
     check_batch_sizes,
@@ -131,7 +131,7 @@ def _driver_values(column: Column, values: Sequence[Any]) -> pa.Array:
     numbers = np.fromiter((0 if value is None else value for value in values), dtype=dtype, count=count)
     data = np.packbits(numbers, bitorder="little") if column.type_oid == Oid.BOOL else numbers
     validity, nulls = validity_bitmap(null)
-    return pa.Array.from_buffers(column.arrow_type, count, [validity, pa.py_buffer(data)], nulls)
+    return pa.Array.from_buffers(column.arrow_type, count, [validity, arrow_buffer(data)], nulls)
 
 
 def _check_texts(values: Sequence[Any]) -> None:

@@ -16,20 +16,12 @@ import contextlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol, cast
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from airflow_rs2gcs.engine.memory import release_free_memory
-from airflow_rs2gcs.engine.settings import (  # noqa: F401 - re-exported for older imports
-    COMPRESSIONS,
-    CONTENT_TYPES,
-    DEFAULT_COMPRESSION,
-    FORMATS,
-    check_format,
-    file_extension,
-)
 
 DEFAULT_ROW_GROUP_ROWS = 65_536
 DEFAULT_ROW_GROUP_BYTES = 16 * 1024 * 1024
@@ -38,6 +30,7 @@ DEFAULT_ROW_GROUP_BYTES = 16 * 1024 * 1024
 DICTIONARY_PAGE_BYTES = 128 * 1024
 # Data pages of 256 KiB instead of 1 MiB: same file size, ~5 MB less memory while a row group is written.
 DATA_PAGE_BYTES = 256 * 1024
+ParquetCompression = Literal["snappy", "zstd", "gzip", "none"]  # settings.COMPRESSIONS["parquet"]
 
 
 class FormatWriter(Protocol):
@@ -76,7 +69,8 @@ class ParquetRowGroupWriter:
         self._writer = pq.ParquetWriter(
             sink,
             schema,
-            compression=None if compression == "none" else compression,
+            # settings.check_format allows no other value; "none" writes the same file as None (no codec)
+            compression=cast(ParquetCompression, compression),
             dictionary_pagesize_limit=DICTIONARY_PAGE_BYTES,
             data_page_size=DATA_PAGE_BYTES,
         )
@@ -148,7 +142,7 @@ class RollingFileWriter:
 
     :param directory: where the local files go (the caller owns and removes it).
     :param export_format: ``parquet``, ``csv`` or ``jsonl``.
-    :param compression: see :data:`COMPRESSIONS`.
+    :param compression: see :data:`airflow_rs2gcs.engine.settings.COMPRESSIONS`.
     :param schema: the Arrow schema of every batch.
     :param max_file_bytes: size bound of one file (checked after each batch, so a file ends at the
         first batch boundary at or past it).

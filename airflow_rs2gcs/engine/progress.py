@@ -29,7 +29,6 @@ class Progress:
         self.rows = 0
         self.wire_bytes = 0
         self.files = 0
-        self.lines = 0
 
     def update(self, rows: int, wire_bytes: int, files: int) -> None:
         """Record totals so far; log if ``every`` seconds passed since the last line."""
@@ -45,7 +44,6 @@ class Progress:
 
     def _log(self, what: str) -> None:
         elapsed = max(self.clock() - self.started, 1e-9)
-        self.lines += 1
         log.info(
             "%s %s: %d rows, %.1f MB in %.1fs (%.0f rows/s, %.1f MB/s), %d file(s) written",
             what,

@@ -92,12 +92,14 @@ class RedshiftCatalogHook(RedshiftSQLHook):
         row = self.get_first(_EXISTS_SQL, split_table_name(table))
         return bool(row and row[0])
 
-    def result_columns(self, sql: str) -> dict[str, str]:
+    def result_columns(self, sql: str) -> dict[str, int]:
         """Column name -> type OID of a query's result, planned with LIMIT 0 (no rows are read)."""
         connection = self.get_conn()
         try:
             cursor = connection.cursor()
             cursor.execute(f"SELECT * FROM ({sql}) AS rs2gcs_probe LIMIT 0")
+            if cursor.ps is None:  # execute() keeps the statement's row description there
+                raise RuntimeError("the driver kept no row description of the query")
             columns = columns_from_row_description(cursor.ps["row_desc"])
             cursor.close()
             return {c.name: c.type_oid for c in columns}

@@ -68,7 +68,8 @@ class ActivateTenantOperator(BaseOperator):
     :param gcp_conn_id: Airflow connection of type ``google_cloud_platform`` (templated).
     :param bucket: the tenant's GCS bucket (templated).
     :param prefix: object prefix inside the bucket (templated).
-    :param webhooks: webhook definitions (id, url, secret or secret_conn_id, registration_url) (templated).
+    :param webhooks: webhook definitions (id, url, secret or secret_conn_id, registration_url) (templated:
+        a template string must render to the list).
     :return: ``Activation successful for <source>``.
     """
 
@@ -91,7 +92,7 @@ class ActivateTenantOperator(BaseOperator):
         bucket: str,
         source: str = SOURCE,
         prefix: str = "",
-        webhooks: Sequence[Mapping[str, Any]] | None = None,
+        webhooks: Sequence[Mapping[str, Any]] | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -104,6 +105,9 @@ class ActivateTenantOperator(BaseOperator):
         self.webhooks = webhooks
 
     def _connection_fields(self) -> dict[str, Any]:
+        webhooks = self.webhooks or []
+        if isinstance(webhooks, str):
+            raise LifecycleError(f"tenant {self.tenant_id!r}: webhooks must be a JSON list, got {webhooks!r}")
         if self.source != SOURCE:
             raise LifecycleError(
                 f"Unknown source {self.source!r} for tenant {self.tenant_id!r}; allowed: {SOURCE!r}"
@@ -114,7 +118,7 @@ class ActivateTenantOperator(BaseOperator):
             "gcp_conn_id": self.gcp_conn_id,
             "bucket": self.bucket,
             "prefix": self.prefix or "",
-            "webhooks": list(self.webhooks or []),
+            "webhooks": list(webhooks),
         }
 
     def _check_redshift(self) -> None:
@@ -186,13 +190,14 @@ class ConfigureTenantOperator(BaseOperator):
 
     :param tenant_id: the tenant's id (templated).
     :param tables: table names to sync (``schema.table``; for a custom query, its output name) (templated).
-    :param table_options: per table name: optional ``query``, ``mode`` and ``cursor_column`` (templated).
+    :param table_options: per table name: optional ``query``, ``mode`` and ``cursor_column`` (templated:
+        a template string must render to the mapping).
     :param sync_frequency: a value or label of the syncFrequency options table, or a cron expression
         (templated).
     :param export_format: ``parquet``, ``csv`` or ``jsonl`` (templated).
     :param timezone: IANA time zone of the schedule (templated).
-    :param page_size: relations per catalog page.
-    :param limit: at most this many relations are listed (``None``: all).
+    :param page_size: relations per catalog page (templated: a string is read as an integer).
+    :param limit: at most this many relations are listed (``None`` or ``""``: all) (templated).
     :return: the list of available relations (``schema.name``), as the widget's table picker shows them.
     """
 
@@ -213,11 +218,11 @@ class ConfigureTenantOperator(BaseOperator):
         tenant_id: str,
         tables: Sequence[str],
         sync_frequency: str,
-        table_options: Mapping[str, Mapping[str, Any]] | None = None,
+        table_options: Mapping[str, Mapping[str, Any]] | str | None = None,
         export_format: str = "parquet",
         timezone: str = "UTC",
-        page_size: int = 100,
-        limit: int | None = 1000,
+        page_size: int | str = 100,
+        limit: int | str | None = 1000,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -240,7 +245,12 @@ class ConfigureTenantOperator(BaseOperator):
         return entry
 
     def _table_specs(self) -> list[dict[str, Any]]:
-        options = dict(self.table_options or {})
+        rendered = self.table_options or {}
+        if isinstance(rendered, str):
+            raise LifecycleError(
+                f"tenant {self.tenant_id!r}: table_options must be a JSON object, got {rendered!r}"
+            )
+        options = dict(rendered)
         unknown = sorted(set(options) - set(self.tables or []))
         if unknown:
             raise LifecycleError(

@@ -32,6 +32,8 @@ CONNECT_DAG_ID = "rs2gcs_connect"
 CONFIGURE_DAG_ID = "rs2gcs_configure"
 DISCONNECT_DAG_ID = "rs2gcs_disconnect"
 KEEP = "Empty keeps the stored value."
+# The dropdown's empty choice (before the widget's own labels): a reconfigure keeps the frequency.
+KEEP_FREQUENCY_LABEL = "(keep the stored one; first time: 1 day)"
 RULES_DOC = (
     "\n\nRules: a field left empty keeps its stored value; clearing is explicit. Changing a configured "
     "tenant's bucket, prefix, format or time zone splits its history and needs **confirm_output_change**."
@@ -187,8 +189,7 @@ def build_configure_dag() -> DAG:
             type=["null", "string"],
             enum=[None, *values],
             title="Sync frequency",
-            values_display={None: "(keep the stored one; first time: 1 day)"}
-            | {o.value: o.label for o in SYNC_FREQUENCIES},
+            values_display={None: KEEP_FREQUENCY_LABEL} | {o.value: o.label for o in SYNC_FREQUENCIES},
         ),
         "cron": _text_param(
             "Custom cron (optional)", "A 5-field cron expression; when set it replaces the sync frequency."

@@ -29,7 +29,7 @@ import pytest
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 from playwright.sync_api import Error as PlaywrightError
 
-from airflow_rs2gcs.control_dags import CONFIGURE_DAG_ID, CONNECT_DAG_ID
+from airflow_rs2gcs.control_dags import CONFIGURE_DAG_ID, CONNECT_DAG_ID, KEEP_FREQUENCY_LABEL
 from airflow_rs2gcs.devstack.sample_data import SCHEMA_SQL, grant_sql
 from airflow_rs2gcs.devstack.services import AirflowServices
 from airflow_rs2gcs.devstack.stack import DEFAULT_GCP_CONN_ID, DEFAULT_REDSHIFT_CONN_ID
@@ -225,6 +225,7 @@ def test_configure_from_the_ui_creates_the_sync_dag(airflow: AirflowServices, pa
     form.get_by_role("combobox", name="Sync frequency").click()
     expect(page.get_by_role("option")).to_have_text(
         [
+            KEEP_FREQUENCY_LABEL,  # empty: a reconfigure keeps the stored frequency
             "5 minutes",
             "15 minutes",
             "1 hour",

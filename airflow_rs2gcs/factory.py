@@ -23,7 +23,7 @@ from airflow_rs2gcs.engine.paths import interval_partition, manual_partition, ta
 from airflow_rs2gcs.outcomes import table_outcomes, totals
 from airflow_rs2gcs.schedules import cron_for, timetable_for
 from airflow_rs2gcs.sql import select_table
-from airflow_rs2gcs.tenants import TENANT_ID_PATTERN, Tenant, TenantConfigError, parse_tenant
+from airflow_rs2gcs.tenants import SOURCE, TENANT_ID_PATTERN, Tenant, TenantConfigError, parse_tenant
 from airflow_rs2gcs.transfers.redshift_to_gcs import RedshiftToGCSOperator
 from airflow_rs2gcs.webhooks import deliver
 
@@ -89,6 +89,9 @@ def _plan_tables(
     run_after: Any = None,
 ) -> list[dict[str, Any]]:
     """Per selected table, the keyword arguments of its mapped export task."""
+    source = params.get("source", SOURCE)
+    if source != SOURCE:  # the Param's enum refuses it at trigger time; a run made past it stops here
+        raise ValueError(f"tenant {tenant.tenant_id!r}: param 'source' is {source!r}; allowed: {SOURCE!r}")
     wanted = set(params.get("tables") or [t.name for t in tenant.tables])
     unknown = wanted - {t.name for t in tenant.tables}
     if unknown:
@@ -148,6 +151,14 @@ def build_sync_dag(tenant: Tenant) -> DAG:
         doc_md=_doc(tenant, frequency),
         default_args={"owner": tenant.owner, "retries": SYNC_RETRIES, "retry_delay": SYNC_RETRY_DELAY},
         params={
+            # The widget's sync payload is {"source": "redshift_to_gcs"}: accepted, and nothing else is.
+            "source": Param(
+                SOURCE,
+                type="string",
+                enum=[SOURCE],
+                title="Source",
+                description=f"The widget's sync payload names its source; only {SOURCE!r} is allowed.",
+            ),
             "full_refresh": Param(
                 False,
                 type="boolean",

@@ -148,8 +148,14 @@ def update_tenant(tenant_id: str, change: Callable[[dict[str, Any] | None], dict
     """Apply ``change`` to one tenant's entry under the lock; ``None`` from it removes the entry.
 
     The Variable is re-read inside the lock, so concurrent lifecycle runs for other tenants never
-    overwrite each other's entries.
+    overwrite each other's entries. A tenant id is always text: ``123`` and ``"123"`` are different
+    keys to Python but the same key to JSON, so anything but a ``str`` is refused before the lock.
     """
+    if not isinstance(tenant_id, str):
+        raise TypeError(
+            f"tenant id {tenant_id!r} is a {type(tenant_id).__name__}, not text; tenant ids are strings "
+            "end to end (was the id rendered with render_template_as_native_obj=True?)"
+        )
     with tenants_lock():
         tenants = parse_tenants_json(read_variable_text(TENANTS_VARIABLE))
         updated = change(tenants.get(tenant_id))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal, get_args
 
 import pendulum
@@ -32,7 +32,10 @@ COLUMN_PATTERN = re.compile(rf"^{IDENTIFIER}$")
 BUCKET_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{1,61}[a-z0-9]$")
 PREFIX_SEGMENT_PATTERN = re.compile(r"^[A-Za-z0-9_=-][A-Za-z0-9._=-]{0,127}$")
 
-Status = Literal["connected", "configured", "disconnected"]
+# "disconnecting": a Disconnect run could not delete every webhook; the entry keeps their records and
+# gets no sync DAG until a re-run of rs2gcs_disconnect deletes them and finishes.
+Status = Literal["connected", "configured", "disconnecting", "disconnected"]
+INACTIVE_STATUSES: frozenset[str] = frozenset({"disconnecting", "disconnected"})
 Format = Literal["parquet", "csv", "jsonl"]
 FORMATS: tuple[str, ...] = get_args(Format)
 Mode = Literal["full", "incremental"]
@@ -151,6 +154,7 @@ class Tenant(_Strict):
     owner: str = "rs2gcs"
     connected_at: str | None = None
     configured_at: str | None = None
+    disconnecting_at: str | None = None
     disconnected_at: str | None = None
 
     @field_validator("tenant_id", mode="before")
@@ -227,8 +231,19 @@ class Tenant(_Strict):
 
     @property
     def is_ready(self) -> bool:
-        """A ready tenant gets a sync DAG: complete and not disconnected."""
-        return self.is_complete and self.status != "disconnected"
+        """A ready tenant gets a sync DAG: complete, and neither disconnecting nor disconnected."""
+        return self.is_complete and self.status not in INACTIVE_STATUSES
+
+
+def closest_ids(wanted: str, known: Iterable[str], n: int = 3) -> list[str]:
+    """The known ids closest to ``wanted`` (a typo, another case), best first; ``[]`` when none is close."""
+    by_folded: dict[str, list[str]] = {}
+    for key in known:
+        by_folded.setdefault(key.casefold(), []).append(key)
+    same_case_folded = sorted(by_folded.get(wanted.casefold(), []))
+    close = difflib.get_close_matches(wanted.casefold(), list(by_folded), n=n, cutoff=0.6)
+    ranked = same_case_folded + [key for folded in close for key in sorted(by_folded[folded])]
+    return list(dict.fromkeys(k for k in ranked if k != wanted))[:n]
 
 
 def _known_keys(model: type[BaseModel]) -> list[str]:

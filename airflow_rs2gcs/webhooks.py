@@ -10,6 +10,11 @@ Delivery: ``POST <url>`` with a JSON body and these headers:
 Each delivery is retried with exponential backoff on connection errors, timeouts, 429 and 5xx, but
 all deliveries of one call share a deadline (``deadline_seconds``): a down or slow endpoint never
 fails a sync or holds it past that bound. Failures are logged, never raised.
+
+Deletion: ``DELETE <registration_url>``, retried with bounded backoff on connection errors, timeouts,
+429 and 5xx; 2xx, 404 and 410 mean the registration is gone. :func:`delete_registration` returns a
+:class:`Deletion` that says so; the caller decides (Disconnect keeps the record of every webhook not
+gone and fails).
 """
 
 from __future__ import annotations
@@ -137,12 +142,89 @@ def deliver(
     return outcomes
 
 
-def delete_registration(webhook: Webhook, timeout: float = REQUEST_TIMEOUT_SECONDS) -> int | None:
-    """Send the registration's DELETE, if it has one; the HTTP status, or ``None`` when unreachable."""
-    if not webhook.registration_url:
-        return None
-    try:
-        return requests.delete(webhook.registration_url, timeout=timeout).status_code
-    except requests.RequestException as exc:
-        log.warning("webhook %s: DELETE %s failed: %s", webhook.id, webhook.registration_url, exc)
-        return None
+# Deleting a registration: a DELETE to ``registration_url``, retried on what may pass (connection errors,
+# timeouts, 429, 5xx) with doubling backoff, at most ``attempts`` tries within ``deadline_seconds``.
+DELETE_ATTEMPTS = 4
+DELETE_FIRST_BACKOFF_SECONDS = 0.5
+DELETE_DEADLINE_SECONDS = 30.0
+# The registration is gone either way: deleted now, or already (by an earlier try or by its owner).
+GONE_STATUSES = frozenset({404, 410})
+
+
+@dataclass(frozen=True)
+class Deletion:
+    """The outcome of deleting one webhook's registration.
+
+    :param webhook_id: the webhook's id.
+    :param url: the registration URL sent the DELETE (``None``: the webhook has none, nothing remote).
+    :param status: the last HTTP status (``None`` without an answer).
+    :param attempts: DELETE requests sent.
+    :param error: the last error without an answer (exception type and message).
+    """
+
+    webhook_id: str
+    url: str | None
+    status: int | None = None
+    attempts: int = 0
+    error: str | None = None
+
+    @property
+    def deleted(self) -> bool:
+        """The registration is gone: no registration URL, a 2xx answer, or 404/410 (already gone)."""
+        if self.url is None:
+            return True
+        return self.status is not None and (200 <= self.status < 300 or self.status in GONE_STATUSES)
+
+    def describe(self) -> str:
+        """One line for the log or an error: what was sent and what came back."""
+        if self.url is None:
+            return f"webhook {self.webhook_id}: no registration_url, nothing to delete remotely"
+        answer = f"HTTP {self.status}" if self.status is not None else f"no answer ({self.error})"
+        gone = " (already gone)" if self.status in GONE_STATUSES else ""
+        tries = f"{self.attempts} attempt{'s' if self.attempts != 1 else ''}"
+        return f"webhook {self.webhook_id}: DELETE {self.url} -> {answer}{gone} after {tries}"
+
+
+def delete_registration(
+    webhook: Webhook,
+    *,
+    attempts: int = DELETE_ATTEMPTS,
+    first_backoff: float = DELETE_FIRST_BACKOFF_SECONDS,
+    deadline_seconds: float = DELETE_DEADLINE_SECONDS,
+    timeout: float = REQUEST_TIMEOUT_SECONDS,
+) -> Deletion:
+    """Delete the webhook's registration, if it has one; never raises, the outcome says what happened.
+
+    Retries connection errors, timeouts, 429 and 5xx with doubling backoff (``first_backoff``, then
+    twice that, ...), at most ``attempts`` requests, none started after ``deadline_seconds``. Any other
+    answer is final: 2xx, 404 and 410 mean deleted; the rest (400, 401, 403, ...) mean not deleted.
+    """
+    url = webhook.registration_url
+    if not url:
+        return Deletion(webhook.id, None)
+    deadline = time.monotonic() + deadline_seconds
+    backoff, sent = first_backoff, 0
+    status: int | None = None
+    error: str | None = None
+    while True:
+        sent += 1
+        remaining = max(deadline - time.monotonic(), 0.1)
+        try:
+            status, error = requests.delete(url, timeout=min(timeout, remaining)).status_code, None
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            status, error = None, f"{type(exc).__name__}: {exc}"
+        except requests.RequestException as exc:  # a URL requests cannot send: retrying will not help
+            return Deletion(webhook.id, url, None, sent, f"{type(exc).__name__}: {exc}")
+        if not _retryable(status) or sent >= attempts or time.monotonic() + backoff >= deadline:
+            break
+        log.warning(
+            "webhook %s: DELETE %s attempt %d got %s; retrying in %.1f s",
+            webhook.id,
+            url,
+            sent,
+            status if status is not None else error,
+            backoff,
+        )
+        time.sleep(backoff)
+        backoff *= 2
+    return Deletion(webhook.id, url, status, sent, error)

@@ -33,7 +33,7 @@ from rs2gcs_devstack.sample_data import SCHEMA_SQL, grant_sql
 from rs2gcs_devstack.services import AirflowServices
 from rs2gcs_devstack.stack import DEFAULT_GCP_CONN_ID, DEFAULT_REDSHIFT_CONN_ID
 
-from airflow_rs2gcs.control_dags import CONFIGURE_DAG_ID, CONNECT_DAG_ID
+from airflow_rs2gcs.control_dags import CONFIGURE_DAG_ID, CONNECT_DAG_ID, KEEP_FREQUENCY_LABEL
 from airflow_rs2gcs.factory import sync_dag_id
 from airflow_rs2gcs.schedules import cron_for
 
@@ -216,6 +216,7 @@ def test_configure_from_the_ui_creates_the_sync_dag(airflow: AirflowServices, pa
     form.get_by_role("combobox", name="Sync frequency").click()
     expect(page.get_by_role("option")).to_have_text(
         [
+            KEEP_FREQUENCY_LABEL,  # empty: a reconfigure keeps the stored frequency
             "5 minutes",
             "15 minutes",
             "1 hour",

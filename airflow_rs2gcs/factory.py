@@ -104,7 +104,7 @@ def _plan_tables(
     return [
         {
             "sql": _table_query(t),
-            "object_prefix": f"{table_root(tenant.prefix, tenant.tenant_id, t.name)}/{partition}",
+            "object_prefix": f"{table_root(tenant.prefix, tenant.tenant_id, t.folder)}/{partition}",
             "incremental_column": None if full_refresh or t.mode != "incremental" else t.cursor_column,
             "fetch_method": t.fetch_method,
         }

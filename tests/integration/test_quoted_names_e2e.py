@@ -25,7 +25,7 @@ SCHEMA = "analytics"
 
 # Name as the catalog lists it -> the rows it holds (id, text).
 READABLE = {
-    'analytics."Mixed Case Table"': [(1, "Grüße, \"quoted\""), (2, None)],
+    'analytics."Mixed Case Table"': [(1, 'Grüße, "quoted"'), (2, None)],
     'analytics."table with spaces"': [(1, "a,b\nc")],
     'analytics."2024_sales"': [(1, "q1"), (2, "q2"), (3, "q3")],
     'analytics."ventes_été"': [(1, "crème brûlée"), (2, "日本語")],

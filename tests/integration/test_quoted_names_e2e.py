@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import sqlite3
 
 import pyarrow.parquet as pq
 import pytest
@@ -147,3 +148,11 @@ def test_configure_picks_quoted_names_as_listed_and_the_sync_writes_their_folder
             assert obj["name"].startswith(f"{PREFIX}/{TENANT}/{table_folder(name)}/")
             got += pq.read_table(io.BytesIO(gcs.download(BUCKET, obj["name"]))).to_pylist()
         assert sorted((r["id"], r["note"]) for r in got) == sorted(rows), name
+
+    # Each mapped export is named by its table's folder in the UI (the rendered map index).
+    with sqlite3.connect(home.path / "airflow.db") as db:
+        rendered = db.execute(
+            "select rendered_map_index from task_instance where dag_id = ? and task_id = 'sync_table'",
+            (f"rs2gcs_sync__{TENANT}",),
+        ).fetchall()
+    assert sorted(r for (r,) in rendered) == sorted(folders)

@@ -54,6 +54,11 @@ def redshift_pool(redshift_conn_id: str) -> str:
     return f"{REDSHIFT_POOL_PREFIX}{redshift_conn_id}"
 
 
+# Each mapped export is named in the UI by its table's folder (engine.paths.table_folder): the segment
+# of ``<prefix>/<tenant>/<folder>/dt=.../interval=...`` before the two partition segments.
+TABLE_MAP_INDEX_TEMPLATE = "{{ task.object_prefix.rsplit('/', 3)[1] }}"
+
+
 def tables_asset_alias(tenant_id: str) -> AssetAlias:
     """The alias through which each ``sync_table`` task emits its table's Asset (``gs://bucket/prefix/...``)."""
     return AssetAlias(f"{SYNC_DAG_PREFIX}{tenant_id}")
@@ -107,7 +112,7 @@ def _plan_tables(
     return [
         {
             "sql": _table_query(t),
-            "object_prefix": f"{table_root(tenant.prefix, tenant.tenant_id, t.name)}/{partition}",
+            "object_prefix": f"{table_root(tenant.prefix, tenant.tenant_id, t.folder)}/{partition}",
             "incremental_column": None if full_refresh or t.mode != "incremental" else t.cursor_column,
             "fetch_method": t.fetch_method,
         }
@@ -205,6 +210,7 @@ def build_sync_dag(tenant: Tenant) -> DAG:
             single_node_cluster=tenant.single_node_cluster,
             pool=redshift_pool(redshift_conn_id),
             outlets=[tables_asset_alias(tenant.tenant_id)],
+            map_index_template=TABLE_MAP_INDEX_TEMPLATE,
         ).expand_kwargs(planned)
         # Airflow types a task's call with its function's parameters: it cannot say that an XComArg
         # stands for the list it resolves to at run time.

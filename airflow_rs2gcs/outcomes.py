@@ -12,7 +12,7 @@ from airflow_rs2gcs.tenants import Tenant
 def table_of(tenant: Tenant, object_prefix: str) -> str:
     """The tenant's table whose output folder ``object_prefix`` is in."""
     for table in tenant.tables:
-        if object_prefix.startswith(table_root(tenant.prefix, tenant.tenant_id, table.name) + "/"):
+        if object_prefix.startswith(table_root(tenant.prefix, tenant.tenant_id, table.folder) + "/"):
             return table.name
     return object_prefix
 

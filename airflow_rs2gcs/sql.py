@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+from airflow_rs2gcs.identifiers import parse_table_name
+
 
 def quote_identifier(name: str) -> str:
     """``orders`` -> ``"orders"``; embedded quotes doubled."""
@@ -15,8 +17,14 @@ def quote_identifier(name: str) -> str:
 
 
 def quote_table(name: str) -> str:
-    """``public.orders`` -> ``"public"."orders"``."""
-    return ".".join(quote_identifier(part) for part in name.split("."))
+    """``public.orders`` -> ``"public"."orders"``; ``analytics."a.b"`` -> ``"analytics"."a.b"``.
+
+    The name is parsed as ``tables`` reads it (see :mod:`airflow_rs2gcs.identifiers`): plain parts are
+    folded to lower case as Redshift does, quoted parts are kept as written.
+    """
+    parsed = parse_table_name(name)
+    table = quote_identifier(parsed.table)
+    return table if parsed.schema is None else f"{quote_identifier(parsed.schema)}.{table}"
 
 
 def select_table(name: str) -> str:

@@ -16,7 +16,9 @@ from typing import Any, Literal, get_args
 import pendulum
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from airflow_rs2gcs.engine.paths import table_folder
 from airflow_rs2gcs.engine.settings import FetchMethod
+from airflow_rs2gcs.identifiers import InvalidTableName, parse_table_name
 from airflow_rs2gcs.query_check import QueryNotAllowed, check_read_only_select
 from airflow_rs2gcs.schedules import normalise_frequency
 
@@ -24,9 +26,8 @@ SOURCE = "redshift_to_gcs"
 
 # Tenant ids become DAG ids and GCS path segments: keep them to a safe, readable alphabet.
 TENANT_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
-# Unquoted Redshift identifiers, optionally schema-qualified.
+# Unquoted Redshift identifiers (table names: airflow_rs2gcs.identifiers, which also reads quoted parts).
 IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_$]{0,126}"
-TABLE_NAME_PATTERN = re.compile(rf"^{IDENTIFIER}(\.{IDENTIFIER})?$")
 COLUMN_PATTERN = re.compile(rf"^{IDENTIFIER}$")
 # GCS bucket names (https://cloud.google.com/storage/docs/buckets#naming), without dotted domains.
 BUCKET_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{1,61}[a-z0-9]$")
@@ -58,7 +59,9 @@ class _Strict(BaseModel):
 class TableSpec(_Strict):
     """One table (or named query) to sync.
 
-    :param name: ``schema.table`` to copy, or the output name of ``query``.
+    :param name: ``schema.table`` to copy, or the output name of ``query``; a part that is not a plain
+        lower-case name is double-quoted, as the catalog lists it (``analytics."Mixed Case Table"``).
+        Output lands in the folder :func:`~airflow_rs2gcs.engine.paths.table_folder` gives.
     :param query: optional custom read-only SELECT; ``name`` is then only the output name.
     :param mode: ``full`` (default) copies everything each run; ``incremental`` copies the rows whose
         ``cursor_column`` falls in the run's data interval.
@@ -76,12 +79,21 @@ class TableSpec(_Strict):
     @field_validator("name")
     @classmethod
     def _check_name(cls, value: str) -> str:
-        if not TABLE_NAME_PATTERN.fullmatch(value):
+        try:
+            parse_table_name(value)
+        except InvalidTableName as exc:
             raise ValueError(
-                f"{value!r} is not a table name; allowed: schema.table or table, each part letters, "
-                "digits, '_' or '$', starting with a letter or '_'"
-            )
+                f"{value!r} is not a table name ({exc}); allowed: schema.table or table, each part either "
+                "letters, digits, '_' or '$' starting with a letter or '_' (folded to lower case), or "
+                "double-quoted: 1-127 bytes of printable characters, '\"' doubled inside, e.g. "
+                'analytics."Mixed Case Table"'
+            ) from None
         return value
+
+    @property
+    def folder(self) -> str:
+        """The folder of this table's output under the tenant's prefix (see ``table_folder``)."""
+        return table_folder(self.name)
 
     @field_validator("cursor_column")
     @classmethod
@@ -216,10 +228,15 @@ class Tenant(_Strict):
 
     @model_validator(mode="after")
     def _unique_names(self) -> Tenant:
-        names = [table.name.lower() for table in self.tables]
+        # Plain parts fold to lower case: Sales.Orders and sales.orders are one table.
+        names = [parse_table_name(table.name).canonical for table in self.tables]
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise ValueError(f"tables: duplicate table names {duplicates}; each name must be unique")
+        folders = [table.folder.lower() for table in self.tables]
+        clashes = sorted({t.name for t in self.tables if folders.count(t.folder.lower()) > 1})
+        if clashes:
+            raise ValueError(f"tables: {clashes} would share an output folder; rename one of them")
         return self
 
     @property

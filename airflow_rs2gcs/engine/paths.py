@@ -7,15 +7,22 @@ Layout (Hive-style partitions, so BigQuery external tables and Spark see ``dt`` 
 
 ``dt`` is the interval's start date and ``start``/``end`` are ``YYYYMMDDTHHMMSSZ`` in UTC. The names
 depend only on tenant, table and interval, so a re-run of an interval replaces its own objects.
+``<table>`` is :func:`table_folder` of the table's name: the name itself for plain names, a slug and a
+hash for names with a quoted part.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
+import unicodedata
+
+from airflow_rs2gcs.identifiers import parse_table_name
 
 MANIFEST_NAME = "_manifest.json"
 _SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9_=$.-]+$")
+_SLUG_PART_MAX = 64
 
 
 def _utc_stamp(moment: dt.datetime) -> str:
@@ -66,3 +73,26 @@ def data_object_name(object_prefix: str, index: int, extension: str) -> str:
 def manifest_object_name(object_prefix: str) -> str:
     """``<object_prefix>/_manifest.json``."""
     return f"{object_prefix}/{MANIFEST_NAME}"
+
+
+def _slug(value: str) -> str:
+    ascii_text = unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode("ascii").lower()
+    return re.sub(r"[^a-z0-9_]+", "_", ascii_text).strip("_")[:_SLUG_PART_MAX] or "_"
+
+
+def table_folder(name: str) -> str:
+    """The folder of a table's output: ``name`` itself when no part is quoted, else a slug and a hash.
+
+    A name without quotes (``public.orders``, ``Sales.Orders``) keeps the folder it always had: the name
+    as written. A name with a quoted part becomes each part's lower-case ASCII slug (accents dropped,
+    every run of other characters made ``_``), joined by ``.``, then ``-`` and the first 8 hex digits
+    of the SHA-256 of the name's canonical spelling: ``analytics."Mixed Case Table"`` ->
+    ``analytics.mixed_case_table-<8 hex>``. Plain names never contain ``-``, so the two kinds never
+    meet, and the hash keeps apart names that slug alike (``"A b"`` and ``"a_b"``).
+    """
+    parsed = parse_table_name(name)
+    if not parsed.quoted:
+        return name
+    parts = [parsed.table] if parsed.schema is None else [parsed.schema, parsed.table]
+    digest = hashlib.sha256(parsed.canonical.encode("utf-8")).hexdigest()[:8]
+    return ".".join(_slug(part) for part in parts) + f"-{digest}"

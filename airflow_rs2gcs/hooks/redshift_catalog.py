@@ -1,8 +1,11 @@
 """RedshiftCatalogHook: what a Redshift connection can read, from catalog queries that also run on PostgreSQL.
 
 Relations come from ``pg_class``/``pg_namespace`` (tables, views, late-binding views, materialised
-views), filtered by the user's privileges, so a schema the user cannot use is skipped instead of
-failing the listing. Paging is keyset-based on ``(schema, name)``: a stable order, one page in memory.
+views), filtered by the user's privileges: only relations in a schema the user may USE and that the
+user may SELECT from are listed (``has_schema_privilege`` and ``has_table_privilege``, on Redshift and
+PostgreSQL alike), so the listing names only what a sync can read. Paging is keyset-based on
+``(schema, name)``: a stable order, one page in memory. ``count_relations`` counts the same set.
+Each relation prints as ``tables`` accepts it (:func:`airflow_rs2gcs.identifiers.format_table_name`).
 """
 
 from __future__ import annotations
@@ -13,23 +16,32 @@ from dataclasses import dataclass
 from airflow.providers.amazon.aws.hooks.redshift_sql import RedshiftSQLHook
 
 from airflow_rs2gcs.engine.types import columns_from_row_description
+from airflow_rs2gcs.identifiers import format_table_name, parse_table_name
 
 RELATION_KINDS = "('r', 'v', 'm', 'p', 'f')"
 SYSTEM_SCHEMAS = "('pg_catalog', 'information_schema', 'pg_toast', 'pg_internal', 'catalog_history')"
 TIME_TYPE_OIDS = {1082: "date", 1114: "timestamp", 1184: "timestamptz"}
 
-_PAGE_SQL = f"""
-select n.nspname, c.relname, c.relkind
+_READABLE = f"""
 from pg_catalog.pg_class c
 join pg_catalog.pg_namespace n on n.oid = c.relnamespace
 where c.relkind in {RELATION_KINDS}
   and n.nspname not in {SYSTEM_SCHEMAS}
-  and n.nspname not like 'pg_temp%%'
+  and n.nspname not like %s
   and has_schema_privilege(n.nspname, 'USAGE')
+  and has_table_privilege(quote_ident(n.nspname) || '.' || quote_ident(c.relname), 'SELECT')
+"""
+
+_PAGE_SQL = f"""
+select n.nspname, c.relname, c.relkind
+{_READABLE}
   and (n.nspname > %s or (n.nspname = %s and c.relname > %s))
 order by n.nspname, c.relname
 limit %s
 """
+
+_COUNT_SQL = f"select count(*) {_READABLE}"
+_TEMP_SCHEMAS = "pg_temp%"
 
 _EXISTS_SQL = f"""
 select has_table_privilege(quote_ident(n.nspname) || '.' || quote_ident(c.relname), 'SELECT')
@@ -50,16 +62,20 @@ class Relation:
 
     @property
     def qualified(self) -> str:
-        return f"{self.schema}.{self.name}"
+        """The name as ``tables`` accepts it: ``public.orders``, ``analytics."Mixed Case Table"``."""
+        return format_table_name(self.schema, self.name)
 
 
 _KINDS = {"r": "table", "p": "table", "v": "view", "m": "materialized view", "f": "foreign table"}
 
 
 def split_table_name(name: str) -> tuple[str, str]:
-    """``public.orders`` -> ``("public", "orders")``; an unqualified name is in ``public``."""
-    schema, _, table = name.rpartition(".")
-    return schema or "public", table
+    """``public.orders`` -> ``("public", "orders")``; an unqualified name is in ``public``.
+
+    Parsed as ``tables`` reads it: ``analytics."Mixed Case Table"`` -> ``("analytics", "Mixed Case Table")``.
+    """
+    parsed = parse_table_name(name)
+    return parsed.schema or "public", parsed.table
 
 
 class RedshiftCatalogHook(RedshiftSQLHook):
@@ -73,7 +89,7 @@ class RedshiftCatalogHook(RedshiftSQLHook):
         after, seen = ("", ""), 0
         while limit is None or seen < limit:
             size = page_size if limit is None else min(page_size, limit - seen)
-            rows = self.get_records(_PAGE_SQL, (after[0], after[0], after[1], size))
+            rows = self.get_records(_PAGE_SQL, (_TEMP_SCHEMAS, after[0], after[0], after[1], size))
             if not rows:
                 return
             page = [Relation(schema, name, _KINDS.get(str(kind), str(kind))) for schema, name, kind in rows]
@@ -82,6 +98,10 @@ class RedshiftCatalogHook(RedshiftSQLHook):
             yield page
             if len(rows) < size:
                 return
+
+    def count_relations(self) -> int:
+        """How many relations ``iter_relations`` would list without a limit."""
+        return int(self.get_first(_COUNT_SQL, (_TEMP_SCHEMAS,))[0])
 
     def server_version(self) -> str:
         """``select version()``: proves the connection works end to end."""

@@ -649,10 +649,13 @@ class ConfigureTenantOperator(BaseOperator):
         """Like the widget's picker: a run with no tables answers with what the connection can read."""
         from airflow_rs2gcs.hooks.redshift_catalog import RedshiftCatalogHook
 
-        available = self._list_available(RedshiftCatalogHook(redshift_conn_id=entry["redshift_conn_id"]))
+        hook = RedshiftCatalogHook(redshift_conn_id=entry["redshift_conn_id"])
+        available = self._list_available(hook)
+        total, named = hook.count_relations(), min(len(available), PICKER_PREVIEW)
         shown = ", ".join(available[:PICKER_PREVIEW]) or "none"
-        if len(available) > PICKER_PREVIEW:
-            shown += f", ... ({len(available)} in all; the task log lists every page)"
+        if total > named:
+            listed = "all" if len(available) >= total else f"the first {len(available)}"
+            shown += f", ... ({named} shown of {total}; the task log lists {listed})"
         raise LifecycleError(
             f"tenant {tenant_id!r}: field 'tables': select at least one table; readable by "
             f"connection {entry['redshift_conn_id']!r}: {shown}"

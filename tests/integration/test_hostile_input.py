@@ -256,6 +256,17 @@ HOSTILE_TABLE_NAMES = [
     "public\uff0eorders",  # fullwidth full stop
     "public.orders\u202e",
     "o" * 200,
+    # Quoted parts: legal identifiers only, quoted only where needed, nothing after the closing quote.
+    'public."Orders"; drop table public.orders',
+    'public."Orders"--',
+    'public."Orders',
+    '"x"".y',
+    'public."a\x00b"',
+    'public."a\nb"',
+    'public."\u202eOrders"',
+    'public.""',
+    '"A"."B"."C"',
+    'public."' + "x" * 128 + '"',
 ]
 HOSTILE_CURSOR_COLUMNS = [
     "updated_at; drop table public.orders",
@@ -561,7 +572,12 @@ def expected_root(prefix: str, tenant_id: str) -> str:
     # Valid ids twice as often as hostile ones, so that many cases get past validation.
     tenant_id=st.sampled_from(HOSTILE_TENANT_IDS) | path_text | valid_ids | valid_ids,
     prefix=path_text | st.sampled_from(VALID_VALUES["prefix"]),
-    table=st.sampled_from(["public.orders", "o$1", "_x.y_", " padded.name "]) | path_text,
+    table=st.sampled_from(
+        ["public.orders", "o$1", "_x.y_", " padded.name ", 'analytics."Mixed Case Table"', '"..".".."']
+    )
+    | st.sampled_from(['"/"."\\"', '"\u2215".".x"', 'a."ventes_été/../.."'])
+    | path_text
+    | path_text.map(lambda text: 'a."' + text.replace('"', '""') + '"'),
 )
 def test_object_names_stay_under_prefix_and_tenant(tenant_id, prefix, table):
     try:

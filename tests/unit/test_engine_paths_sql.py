@@ -34,4 +34,6 @@ def test_windowed_query_is_half_open_in_utc():
         "'2026-11-22 00:56:00.000000+00'::timestamptz AND \"updated_at\" < "
         "'2026-11-23 00:56:00.000000+00'::timestamptz"
     )
-    assert quote_table('odd"name.t') == '"odd""name"."t"'
+    assert quote_table('"odd""name".t') == '"odd""name"."t"'
+    assert quote_table('analytics."a.b"') == '"analytics"."a.b"'
+    assert quote_table("Sales.Orders") == '"sales"."orders"'  # plain names fold to lower case

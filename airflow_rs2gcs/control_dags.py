@@ -172,7 +172,8 @@ def build_configure_dag() -> DAG:
             # the Variable's table objects.
             items={"anyOf": [{"type": "string", "minLength": 1}, {"type": "object", "required": ["name"]}]},
             title="Tables",
-            description="One per line: schema.table, or the output name of a custom query (in --conf also "
+            description="One per line: schema.table as the catalog lists it (quote a part that needs it: "
+            'analytics."Mixed Case Table"), or the output name of a custom query (in --conf also '
             'objects as in the Variable: {"name": ..., "mode": ..., "cursor_column": ...}). Replaces the '
             "selection; a table named again keeps its stored options. Empty keeps the stored tables; "
             "the first time, Trigger with none to get the readable tables in the run's error and log.",

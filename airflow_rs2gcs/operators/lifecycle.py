@@ -523,8 +523,9 @@ class ConfigureTenantOperator(BaseOperator):
     ``timezone`` left empty keep their stored values (a first configuration: ``daily``, ``parquet``,
     ``UTC``). Changing a configured tenant's format or time zone needs ``confirm_output_change``.
 
-    Lists readable tables and views (late-binding views included; schemas without USAGE are skipped)
-    page by page in a stable order and logs them. Each selected table must exist and be readable; each
+    Lists only the relations the login can SELECT (tables, views, late-binding and materialized views,
+    in schemas it has USAGE on), each spelled as ``tables`` accepts it, page by page in a stable order,
+    and logs them. Each selected table must exist and be readable; each
     custom query must be ONE read-only SELECT, then is planned by the database with ``LIMIT 0`` (no
     rows read); each cursor column must exist with a date/time type.
 

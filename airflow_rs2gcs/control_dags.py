@@ -18,12 +18,10 @@ from typing import Any
 
 from airflow.sdk import DAG, Param
 
-from airflow_rs2gcs.operators.lifecycle import (
-    CONNECT_CLEARABLE,
-    ActivateTenantOperator,
-    ConfigureTenantOperator,
-    DeactivateTenantOperator,
-)
+from airflow_rs2gcs.operators.configure import ConfigureTenantOperator
+from airflow_rs2gcs.operators.connect import ActivateTenantOperator
+from airflow_rs2gcs.operators.disconnect import DeactivateTenantOperator
+from airflow_rs2gcs.operators.lifecycle import CONNECT_CLEARABLE
 from airflow_rs2gcs.schedules import SYNC_FREQUENCIES
 from airflow_rs2gcs.tenants import FORMATS, SOURCE, TENANT_ID_PATTERN
 

@@ -21,15 +21,11 @@ from werkzeug import Response
 from airflow_rs2gcs import store
 from airflow_rs2gcs.control_dags import ParamValue, build_control_dags
 from airflow_rs2gcs.factory import _plan_tables, build_dags
-from airflow_rs2gcs.operators import lifecycle
-from airflow_rs2gcs.operators.lifecycle import (
-    ActivateTenantOperator,
-    ConfigureTenantOperator,
-    DeactivateTenantOperator,
-    LifecycleError,
-    checked_tenant_id,
-    given_text,
-)
+from airflow_rs2gcs.operators import configure, connect, disconnect
+from airflow_rs2gcs.operators.configure import ConfigureTenantOperator
+from airflow_rs2gcs.operators.connect import ActivateTenantOperator
+from airflow_rs2gcs.operators.disconnect import DeactivateTenantOperator
+from airflow_rs2gcs.operators.lifecycle import LifecycleError, checked_tenant_id, given_text
 from airflow_rs2gcs.tenants import Webhook, closest_ids, parse_tenant
 from airflow_rs2gcs.webhooks import delete_registration
 
@@ -78,8 +74,9 @@ class MemoryStore:
 @pytest.fixture
 def tenants(monkeypatch):
     memory = MemoryStore({})
-    monkeypatch.setattr(lifecycle, "all_entries", memory.read)
-    monkeypatch.setattr(lifecycle, "update_tenant", memory.update)
+    for module in (connect, configure, disconnect):  # each operator's module reads and writes the store
+        monkeypatch.setattr(module, "all_entries", memory.read)
+        monkeypatch.setattr(module, "update_tenant", memory.update)
     monkeypatch.setattr(ActivateTenantOperator, "_check_redshift", lambda self, *a: None)
     monkeypatch.setattr(ActivateTenantOperator, "_check_bucket", lambda self, *a: None)
     return memory

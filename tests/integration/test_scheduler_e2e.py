@@ -107,11 +107,12 @@ def test_triggered_sync_lands_every_table(stack, airflow, gcs):
 
     dag_id = sync_dag_id(tenant_id)
     details = airflow.wait_for_dag(dag_id)
-    assert set(details["params"]) == {"full_refresh", "tables"}
-    assert airflow.trigger_form_conf(dag_id) == {"full_refresh": False, "tables": None}
+    assert set(details["params"]) == {"source", "full_refresh", "tables"}
+    form = {"source": "redshift_to_gcs", "full_refresh": False, "tables": None}  # the widget's payload
+    assert airflow.trigger_form_conf(dag_id) == form
     run = airflow.trigger(dag_id)  # the form as it opens: every table, no full refresh
     assert run["run_type"] == "manual"
-    assert run["conf"] == {"full_refresh": False, "tables": None}
+    assert run["conf"] == form
     run = airflow.wait_for_run(dag_id, run["dag_run_id"], timeout=420)
 
     partition = run_partition(run)

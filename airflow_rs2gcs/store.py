@@ -12,15 +12,13 @@ core chain (secrets backends, environment, then the metadata DB) everywhere else
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import random
 import sys
-import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
+
+from airflow_rs2gcs.variable_lock import BakeryLock, VariableRegisters
 
 log = logging.getLogger(__name__)
 
@@ -74,63 +72,18 @@ def load_tenants() -> dict[str, Any]:
 
 # --- writes (lifecycle operators, inside tasks) ------------------------------------------------------
 
-LOCK_VARIABLE = "rs2gcs_tenants_lock"
-LOCK_SETTLE_SECONDS = 1.0
-LOCK_LEASE_SECONDS = 120.0
-LOCK_WAIT_SECONDS = 600.0
+# Each lifecycle run waiting for, or holding, the right to write the tenants Variable has one Variable
+# under this prefix while it does (see variable_lock.py); the Variables page lists them meanwhile.
+LOCK_PREFIX = "rs2gcs_tenants_lock."
+LOCK_DESCRIPTION = (
+    "rs2gcs: a control run's place in line to write rs2gcs_tenants; deleted when the run has written "
+    "(see the rs2gcs docs: control DAGs, concurrent changes)"
+)
 
 
-class TenantsLockTimeout(TimeoutError):
-    """Another lifecycle run held the tenants lock for longer than we were willing to wait."""
-
-
-def _read_lock() -> dict[str, Any] | None:
-    from airflow.sdk import Variable
-
-    text = Variable.get(LOCK_VARIABLE, default=None)
-    try:
-        lock = json.loads(text) if text else None
-    except json.JSONDecodeError:
-        return None
-    return lock if isinstance(lock, dict) else None
-
-
-def _lock_is_free(lock: dict[str, Any] | None, now: float) -> bool:
-    return lock is None or float(lock.get("expires", 0)) < now
-
-
-@contextlib.contextmanager
-def tenants_lock(owner: str | None = None) -> Iterator[str]:
-    """Serialise read-modify-write of the tenants Variable across concurrent task processes.
-
-    Airflow gives tasks no compare-and-swap on Variables, so this is Fischer's mutual exclusion on the
-    ``rs2gcs_tenants_lock`` Variable: a run that sees the lock free writes its token, waits
-    ``LOCK_SETTLE_SECONDS`` and owns the lock only if its token is still there. That is safe while a
-    Variable write completes within the settle time (tens of milliseconds in practice). The lock is a
-    lease: a holder that died is overtaken after ``LOCK_LEASE_SECONDS``.
-    """
-    from airflow.sdk import Variable
-
-    token = owner or uuid.uuid4().hex
-    deadline = time.monotonic() + LOCK_WAIT_SECONDS
-    while True:
-        if _lock_is_free(_read_lock(), time.time()):
-            Variable.set(
-                LOCK_VARIABLE, json.dumps({"owner": token, "expires": time.time() + LOCK_LEASE_SECONDS})
-            )
-            time.sleep(LOCK_SETTLE_SECONDS)
-            held = _read_lock()
-            if held is not None and held.get("owner") == token:
-                break
-        if time.monotonic() > deadline:
-            raise TenantsLockTimeout(f"could not take {LOCK_VARIABLE!r} within {LOCK_WAIT_SECONDS:.0f} s")
-        time.sleep(random.uniform(0.2, 0.8))
-    try:
-        yield token
-    finally:
-        held = _read_lock()
-        if held is not None and held.get("owner") == token:
-            Variable.delete(LOCK_VARIABLE)
+def tenants_lock() -> BakeryLock:
+    """The lock every write of the tenants Variable holds, kept in Variables named ``LOCK_PREFIX*``."""
+    return BakeryLock(LOCK_PREFIX, VariableRegisters(LOCK_DESCRIPTION))
 
 
 def write_tenants(tenants: dict[str, Any]) -> None:
@@ -156,7 +109,12 @@ def update_tenant(tenant_id: str, change: Callable[[dict[str, Any] | None], dict
             f"tenant id {tenant_id!r} is a {type(tenant_id).__name__}, not text; tenant ids are strings "
             "end to end (was the id rendered with render_template_as_native_obj=True?)"
         )
-    with tenants_lock():
+    with tenants_lock().hold() as acquisition:
+        log.info(
+            "took the tenants lock after %.2f s (%d other run(s) in line)",
+            acquisition.waited_seconds,
+            acquisition.others,
+        )
         tenants = parse_tenants_json(read_variable_text(TENANTS_VARIABLE))
         updated = change(tenants.get(tenant_id))
         if updated is None:

@@ -8,7 +8,10 @@ be recorded, and an entry written by hand beforehand must survive untouched.
 from __future__ import annotations
 
 import pytest
-from concurrent_connects import connect_concurrently
+from concurrent_connects import connect_concurrently, lock_waits
+
+# Issue 13: a run waits at most 3 s for the tenants lock, even with 20 Connects at once.
+MAX_LOCK_WAIT_SECONDS = 3.0
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -24,7 +27,7 @@ HAND_WRITTEN = {
 
 def test_ten_concurrent_connects_lose_no_update(stack):
     tenant_ids = [f"tenant{i:02d}" for i in range(RUNS)]
-    results, tenants = connect_concurrently(
+    results, tenants, variables = connect_concurrently(
         stack, tenant_ids, "concurrent-exports", {"handmade": HAND_WRITTEN}
     )
     for returncode, output in results:
@@ -33,3 +36,8 @@ def test_ten_concurrent_connects_lose_no_update(stack):
     assert sorted(tenants) == ["handmade", *tenant_ids]
     assert tenants["handmade"] == HAND_WRITTEN
     assert all(tenants[tenant_id]["status"] == "connected" for tenant_id in tenant_ids)
+    assert sorted(variables) == ["rs2gcs_tenants"]  # no lock register left behind
+    waits = lock_waits([output for _, output in results])
+    assert len(waits) == len(tenant_ids)
+    print(f"lock waits (s): max {max(waits):.2f}, mean {sum(waits) / len(waits):.2f}, all {sorted(waits)}")
+    assert max(waits) <= MAX_LOCK_WAIT_SECONDS

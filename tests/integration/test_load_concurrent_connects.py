@@ -10,7 +10,10 @@ from __future__ import annotations
 import time
 
 import pytest
-from concurrent_connects import connect_concurrently
+from concurrent_connects import connect_concurrently, lock_waits
+
+# Issue 13: a run waits at most 3 s for the tenants lock, even with 20 Connects at once.
+MAX_LOCK_WAIT_SECONDS = 3.0
 
 pytestmark = [pytest.mark.timeout(1800)]
 
@@ -27,7 +30,9 @@ def test_twenty_concurrent_connects_lose_no_update(stack):
     }
     tenant_ids = [f"load{i:02d}" for i in range(20)]
     started = time.perf_counter()
-    results, tenants = connect_concurrently(stack, tenant_ids, "load-exports", {"handmade": hand_written})
+    results, tenants, variables = connect_concurrently(
+        stack, tenant_ids, "load-exports", {"handmade": hand_written}
+    )
     print(f"\n20 concurrent rs2gcs_connect runs: {time.perf_counter() - started:.0f} s")
     for returncode, output in results:
         assert returncode == 0, output[-3000:]
@@ -35,3 +40,8 @@ def test_twenty_concurrent_connects_lose_no_update(stack):
     assert sorted(tenants) == ["handmade", *tenant_ids]
     assert tenants["handmade"] == hand_written
     assert all(tenants[tenant_id]["status"] == "connected" for tenant_id in tenant_ids)
+    assert sorted(variables) == ["rs2gcs_tenants"]  # no lock register left behind
+    waits = lock_waits([output for _, output in results])
+    assert len(waits) == len(tenant_ids)
+    print(f"lock waits (s): max {max(waits):.2f}, mean {sum(waits) / len(waits):.2f}, all {sorted(waits)}")
+    assert max(waits) <= MAX_LOCK_WAIT_SECONDS

@@ -11,7 +11,6 @@ from typing import Any
 
 from rs2gcs_devstack.airflow_home import AirflowHome
 
-
 LOCK_WAIT = re.compile(r"took the tenants lock after (\d+\.\d+) s")
 
 

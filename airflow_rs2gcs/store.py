@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -110,11 +111,7 @@ def update_tenant(tenant_id: str, change: Callable[[dict[str, Any] | None], dict
             "end to end (was the id rendered with render_template_as_native_obj=True?)"
         )
     with tenants_lock().hold() as acquisition:
-        log.info(
-            "took the tenants lock after %.2f s (%d other run(s) in line)",
-            acquisition.waited_seconds,
-            acquisition.others,
-        )
+        took = time.monotonic()
         tenants = parse_tenants_json(read_variable_text(TENANTS_VARIABLE))
         updated = change(tenants.get(tenant_id))
         if updated is None:
@@ -122,3 +119,9 @@ def update_tenant(tenant_id: str, change: Callable[[dict[str, Any] | None], dict
         else:
             tenants[tenant_id] = updated
         write_tenants(tenants)
+        log.info(
+            "took the tenants lock after %.2f s (%d other run(s) in line) and wrote in %.2f s",
+            acquisition.waited_seconds,
+            acquisition.others,
+            time.monotonic() - took,
+        )

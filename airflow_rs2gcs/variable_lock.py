@@ -4,20 +4,21 @@ Airflow gives tasks no compare-and-swap on Variables and no mutex across DAGs. A
 serialises whole task instances through the scheduler (seconds a slot, and ``airflow dags test``
 ignores pools), so the lifecycle runs keep their lock in Variables. Fischer's algorithm, used before,
 needs a fixed settle time on every acquisition; the bakery needs no timing assumption at all, only
-registers a process can read, write and list, which the Task SDK gives (``Variable.keys(prefix=...)``,
-Airflow 3.3):
+registers a process can write, delete and list, which the Task SDK gives (``Variable.keys(prefix=...)``,
+Airflow 3.3). The state is in the Variables' names, so one listing shows the whole line:
 
-1. A run writes its own register ``<prefix><token>`` as *choosing*, reads every other register's
-   number and writes its ticket: one more than the largest.
-2. It then waits for every run it listed after writing the ticket that is still choosing or holds a
-   smaller ``(number, key)``. A run that registers later read this ticket while choosing, so its own
+1. A run creates ``<prefix>choosing.<token>``, lists the tickets ``<prefix>ticket.<number>.<token>``,
+   creates its own with one more than the largest number, then deletes its *choosing* Variable.
+2. It waits for every run of its next listing that is still choosing or holds a smaller
+   ``(number, token)``. A run that comes later listed this ticket while choosing, so its own number
    is larger and it waits in turn.
-3. It deletes its register when done.
+3. It deletes its ticket when done.
 
-An uncontended acquisition is five Variable calls and no sleep. Every register carries a lease
-(``expires``, Unix time): a run that died is skipped once its lease has passed, and a waiting run
-renews its lease while it waits. A run that could not renew in time (stalled for most of a lease)
-gives up rather than risk entering beside another.
+An uncontended acquisition is six Variable calls and no sleep; a waiting run makes one listing call
+per look. Every Variable holds a lease (``{"expires": <Unix time>}``): a run ahead that stays in place
+has its lease read, and once that has passed it is skipped (after two leases, deleted). A waiting run
+renews its own lease; one that could not (stalled for half a lease) gives up rather than risk entering
+beside another.
 """
 
 from __future__ import annotations
@@ -36,9 +37,17 @@ log = logging.getLogger(__name__)
 
 LEASE_SECONDS = 120.0
 WAIT_SECONDS = 600.0
-# A waiting run looks again after a short random pause: short, because a critical section lasts tens
-# of milliseconds; random, so that waiters do not poll in step.
-POLL_SECONDS = (0.01, 0.06)
+# A waiting run looks again after about the time the runs ahead of it need, less one: each run's turn
+# is estimated from how fast the line has moved so far (until it moves: the default below). Waiters
+# far back must not take the CPU and API calls the holder needs; the first in line looks twice a turn.
+# Jittered, so that waiters do not poll in step.
+POLL_SECONDS_PER_RUN_AHEAD = 0.05
+POLL_SECONDS_MAX = 2.0
+# A run ahead that has not moved for this long has its lease read: it may have died. Longer than a
+# healthy run holds the lock (a few Variable calls), short enough that a crashed run's leftovers
+# cost little.
+LIVENESS_CHECK_SECONDS = 2.0
+NUMBER_DIGITS = 12
 
 
 class LockTimeout(TimeoutError):
@@ -46,7 +55,7 @@ class LockTimeout(TimeoutError):
 
 
 class Registers(Protocol):
-    """Where the lock keeps its registers: named text values that can be listed by prefix."""
+    """Where the lock keeps its state: named text values that can be listed by prefix."""
 
     def keys(self, prefix: str) -> list[str]: ...
 
@@ -86,26 +95,20 @@ class VariableRegisters:
 
 
 @dataclass(frozen=True)
-class Ticket:
-    """One register's content: ``number`` is ``None`` while its run is choosing."""
+class Place:
+    """A run's place in line, read from a Variable's name: ``number`` is ``None`` while choosing."""
 
     number: int | None
-    expires: float
+    token: str
 
-    def encode(self) -> str:
-        return json.dumps({"number": self.number, "expires": round(self.expires, 3)})
+    def goes_before(self, other: Place) -> bool:
+        # A run still choosing may yet pick a smaller number, so it goes first until it has one.
+        assert other.number is not None
+        return self.number is None or (self.number, self.token) < (other.number, other.token)
 
-    @classmethod
-    def decode(cls, text: str | None) -> Ticket | None:
-        """The ticket in ``text``; ``None`` for a missing or unreadable register (it blocks no one)."""
-        try:
-            value = json.loads(text or "")
-            number = value["number"]
-            if number is not None and not isinstance(number, int):
-                return None
-            return cls(number, float(value["expires"]))
-        except (ValueError, TypeError, KeyError):
-            return None
+    def line_order(self) -> tuple[bool, int, str]:
+        """Tickets by number, then the runs still choosing (they will draw larger numbers)."""
+        return (self.number is None, self.number or 0, self.token)
 
 
 @dataclass
@@ -121,10 +124,12 @@ class Acquisition:
 class BakeryLock:
     """Lamport's bakery over named registers (see the module docstring).
 
-    :param prefix: the registers' common key prefix; each acquisition writes ``<prefix><token>``.
-    :param registers: where the registers live (Airflow Variables by default).
-    :param lease_seconds: how long a silent register still counts.
+    :param prefix: the common key prefix of the lock's Variables.
+    :param registers: where they live (Airflow Variables in the provider).
+    :param lease_seconds: how long a silent run still counts.
     :param wait_seconds: how long to wait for the runs ahead before :class:`LockTimeout`.
+    :param poll_seconds_per_run_ahead: the shortest turn a waiting run assumes for each run ahead of
+        it when it paces its looks (see ``POLL_SECONDS_PER_RUN_AHEAD``).
     """
 
     def __init__(
@@ -133,48 +138,101 @@ class BakeryLock:
         registers: Registers,
         lease_seconds: float = LEASE_SECONDS,
         wait_seconds: float = WAIT_SECONDS,
+        poll_seconds_per_run_ahead: float = POLL_SECONDS_PER_RUN_AHEAD,
     ) -> None:
         self.prefix = prefix
         self.registers = registers
         self.lease_seconds = lease_seconds
         self.wait_seconds = wait_seconds
+        self.poll_seconds_per_run_ahead = poll_seconds_per_run_ahead
+
+    def choosing_key(self, token: str) -> str:
+        return f"{self.prefix}choosing.{token}"
+
+    def ticket_key(self, number: int, token: str) -> str:
+        return f"{self.prefix}ticket.{number:0{NUMBER_DIGITS}d}.{token}"
+
+    def place(self, key: str) -> Place | None:
+        """The place a key of this lock stands for; ``None`` for any other key under the prefix."""
+        kind, _, rest = key.removeprefix(self.prefix).partition(".")
+        if kind == "choosing" and rest:
+            return Place(None, rest)
+        number, _, token = rest.partition(".")
+        if kind == "ticket" and number.isdigit() and token:
+            return Place(int(number), token)
+        return None
 
     @contextlib.contextmanager
     def hold(self, token: str | None = None) -> Iterator[Acquisition]:
-        """Hold the lock for the ``with`` block; the register is deleted however the block ends."""
-        key = f"{self.prefix}{token or uuid.uuid4().hex}"
+        """Hold the lock for the ``with`` block; this run's Variables are deleted however it ends."""
+        token = token or uuid.uuid4().hex
         started = time.monotonic()
+        keys = [self.choosing_key(token)]
         try:
-            acquisition = self._acquire(key, started)
-            yield acquisition
+            yield self._acquire(token, started, keys)
         finally:
-            self.registers.delete(key)
+            for key in keys:
+                self.registers.delete(key)
 
-    def _acquire(self, key: str, started: float) -> Acquisition:
-        written = self._write(key, None)
-        number = 1 + max((t.number for t in self._live_tickets(key) if t.number is not None), default=0)
-        self._check_lease(key, written)
-        written = self._write(key, number)
-        ahead = [other for other in self.registers.keys(self.prefix) if other != key]
-        acquisition = Acquisition(key, number, others=len(ahead))
-        while ahead := self._still_ahead(ahead, key, number):
+    def _acquire(self, token: str, started: float, keys: list[str]) -> Acquisition:
+        written = self._write(keys[0])
+        number = 1 + max((p.number for p in self._line().values() if p.number is not None), default=0)
+        self._check_lease(keys[0], written)
+        keys.append(self.ticket_key(number, token))
+        written = self._write(keys[1])
+        self.registers.delete(keys.pop(0))
+        me = Place(number, token)
+        line = [place for place in self._line().values() if place.token != token]
+        acquisition = Acquisition(keys[0], number, others=len(line))
+        # Only the runs in line now can go before this one: later ones will list its ticket.
+        ahead = sorted((place for place in line if place.goes_before(me)), key=Place.line_order)
+        watch, waiting_since, in_line = Watch(), time.monotonic(), len(ahead)
+        while ahead:
+            ahead = self._still_ahead(ahead, me, watch)
+            if not ahead:
+                break
             if time.monotonic() - started > self.wait_seconds:
+                names = ", ".join(self._key(place) for place in ahead)
                 raise LockTimeout(
                     f"could not take the lock {self.prefix!r} within {self.wait_seconds:.0f} s: "
-                    f"still waiting for {', '.join(ahead)}"
+                    f"still waiting for {names}"
                 )
-            self._check_lease(key, written)
+            self._check_lease(keys[0], written)
             if time.monotonic() - written > self.lease_seconds / 4:
-                written = self._write(key, number)
-            time.sleep(random.uniform(*POLL_SECONDS))
-        self._check_lease(key, written)
+                written = self._write(keys[0])
+            per_turn = self._turn_seconds(time.monotonic() - waiting_since, in_line - len(ahead))
+            pause = min(POLL_SECONDS_MAX, per_turn * max(0.5, len(ahead) - 1))
+            time.sleep(pause * random.uniform(0.7, 1.3))
+        self._check_lease(keys[0], written)
         acquisition.waited_seconds = time.monotonic() - started
         return acquisition
 
-    def _write(self, key: str, number: int | None) -> float:
-        """Write the register; return when its lease began (monotonic), taken before the write."""
+    def _turn_seconds(self, waited: float, turns_passed: int) -> float:
+        """How long one run ahead holds the line: measured once the line has moved."""
+        if turns_passed <= 0:
+            return self.poll_seconds_per_run_ahead
+        return max(self.poll_seconds_per_run_ahead, waited / turns_passed)
+
+    def _line(self) -> dict[str, Place]:
+        """Every run in line by token; a run between writing its ticket and deleting its *choosing*
+        Variable is listed twice, and counts by its ticket."""
+        line: dict[str, Place] = {}
+        for place in filter(None, map(self.place, self.registers.keys(self.prefix))):
+            if place.number is not None or place.token not in line:
+                line[place.token] = place
+        return line
+
+    def _key(self, place: Place) -> str:
+        return (
+            self.choosing_key(place.token)
+            if place.number is None
+            else self.ticket_key(place.number, place.token)
+        )
+
+    def _write(self, key: str) -> float:
+        """Write the key's lease; return when the lease began (monotonic), taken before the write."""
         began = time.monotonic()
-        self.registers.set(key, Ticket(number, time.time() + self.lease_seconds).encode())
+        self.registers.set(key, json.dumps({"expires": round(time.time() + self.lease_seconds, 3)}))
         return began
 
     def _check_lease(self, key: str, written: float) -> None:
@@ -187,31 +245,45 @@ class BakeryLock:
                 "may have taken the lock meanwhile; try again"
             )
 
-    def _live_tickets(self, key: str) -> Iterator[Ticket]:
-        for other in self.registers.keys(self.prefix):
-            if other != key and (ticket := self._read_live(other)) is not None:
-                yield ticket
+    def _still_ahead(self, ahead: list[Place], me: Place, watch: Watch) -> list[Place]:
+        """The runs of ``ahead`` still in line before ``me``: one listing, and a lease read for a head
+        of the line that has not moved for a while."""
+        listed = self._line()
+        ahead = [current for place in ahead if (current := listed.get(place.token)) is not None]
+        ahead = sorted((place for place in ahead if place.goes_before(me)), key=Place.line_order)
+        if ahead and watch.stuck(ahead[0]) and not self._alive(ahead[0]):
+            watch.dead.add(ahead[0].token)
+        return [place for place in ahead if place.token not in watch.dead]
 
-    def _read_live(self, key: str) -> Ticket | None:
-        """The register's ticket, or ``None`` if it is gone or its lease passed (long dead: removed)."""
-        ticket = Ticket.decode(self.registers.get(key))
+    def _alive(self, place: Place) -> bool:
+        """Whether the run's lease still holds; a run gone for two leases has its Variable deleted."""
+        key = self._key(place)
+        try:
+            expires = float(json.loads(self.registers.get(key) or "null")["expires"])
+        except (ValueError, TypeError, KeyError):
+            return False  # deleted meanwhile, or not written by this lock: it holds no one up
         now = time.time()
-        if ticket is None or ticket.expires >= now:
-            return ticket
-        if ticket.expires + self.lease_seconds < now:
-            log.warning("removing %s: its run stopped renewing it over %.0f s ago", key, now - ticket.expires)
+        if expires >= now:
+            return True
+        if expires + self.lease_seconds < now:
+            log.warning("deleting %s: its run stopped renewing it %.0f s ago", key, now - expires)
             self.registers.delete(key)
-        return None
-
-    def _still_ahead(self, ahead: list[str], key: str, number: int) -> list[str]:
-        """The runs of ``ahead`` that still go first, checked in order until the first that does."""
-        for index, other in enumerate(ahead):
-            ticket = self._read_live(other)
-            if ticket is not None and _goes_first(ticket, other, number, key):
-                return ahead[index:]
-        return []
+        return False
 
 
-def _goes_first(ticket: Ticket, other: str, number: int, key: str) -> bool:
-    # A run still choosing may yet pick a smaller number than ours, so it goes first until it has one.
-    return ticket.number is None or (ticket.number, other) < (number, key)
+class Watch:
+    """When the head of the line last changed, and the runs found dead meanwhile."""
+
+    def __init__(self) -> None:
+        self.head: Place | None = None
+        self.since = time.monotonic()
+        self.dead: set[str] = set()
+
+    def stuck(self, head: Place) -> bool:
+        if head != self.head:
+            self.head, self.since = head, time.monotonic()
+            return False
+        if time.monotonic() - self.since < LIVENESS_CHECK_SECONDS:
+            return False
+        self.since = time.monotonic()
+        return True

@@ -12,6 +12,7 @@ from typing import Any
 from rs2gcs_devstack.airflow_home import AirflowHome
 
 LOCK_WAIT = re.compile(r"took the tenants lock after (\d+\.\d+) s")
+LOCK_LINE = re.compile(r"took the tenants lock after .*")
 
 
 def lock_waits(outputs: list[str]) -> list[float]:
@@ -29,6 +30,11 @@ def _metadata_database(stack: Any) -> str:
     )
     pg = stack.postgres
     return f"postgresql+psycopg2://{name}:{name}@{pg.host}:{pg.port}/{name}"
+
+
+def lock_lines(outputs: list[str]) -> list[str]:
+    """The lock's log line of each run: its wait, the runs in line and how long it held the lock."""
+    return [line for output in outputs for line in LOCK_LINE.findall(output)]
 
 
 def connect_concurrently(

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
 
 import pytest
 
-from airflow_rs2gcs.variable_lock import BakeryLock, LockTimeout, Ticket
+from airflow_rs2gcs import variable_lock
+from airflow_rs2gcs.variable_lock import BakeryLock, LockTimeout, Place
 
 PREFIX = "lock."
 
@@ -52,23 +54,31 @@ class MemoryRegisters:
             self.values.pop(key, None)
 
 
-def test_an_uncontended_acquisition_is_five_calls_and_no_wait():
+def lease(seconds_from_now: float) -> str:
+    return json.dumps({"expires": time.time() + seconds_from_now})
+
+
+@pytest.fixture
+def quick_liveness(monkeypatch):
+    monkeypatch.setattr(variable_lock, "LIVENESS_CHECK_SECONDS", 0.05)
+
+
+def test_an_uncontended_acquisition_is_six_calls_and_no_wait():
     registers = MemoryRegisters()
     lock = BakeryLock(PREFIX, registers)
     started = time.monotonic()
     with lock.hold("me") as acquisition:
-        assert registers.values.keys() == {"lock.me"}
-        assert Ticket.decode(registers.values["lock.me"]).number == 1
+        assert registers.values.keys() == {"lock.ticket.000000000001.me"}
     assert time.monotonic() - started < 0.05
-    assert acquisition.others == 0
-    assert registers.calls == 5  # choose, list, ticket, list, delete
+    assert (acquisition.number, acquisition.others) == (1, 0)
+    assert registers.calls == 6  # choose, list, ticket, unchoose, list, delete
     assert registers.values == {}
 
 
 @pytest.mark.parametrize("threads", [2, 8])
 def test_threads_never_hold_it_together_and_lose_no_update(threads):
     registers = MemoryRegisters(latency=0.002)
-    lock = BakeryLock(PREFIX, registers)
+    lock = BakeryLock(PREFIX, registers, poll_seconds_per_run_ahead=0.005)
     state = {"inside": 0, "most_inside": 0, "counter": 0}
     rounds = 15
 
@@ -92,34 +102,42 @@ def test_threads_never_hold_it_together_and_lose_no_update(threads):
     assert registers.values == {}
 
 
-def test_the_lowest_ticket_goes_first_and_a_choosing_run_blocks():
+@pytest.mark.parametrize("key", ["lock.ticket.000000000001.early", "lock.choosing.early"])
+def test_a_smaller_ticket_or_a_run_still_choosing_goes_first(key):
     registers = MemoryRegisters()
-    lock = BakeryLock(PREFIX, registers, wait_seconds=0.3)
-    far = time.time() + 60
-    registers.values["lock.early"] = Ticket(1, far).encode()
-    with pytest.raises(LockTimeout, match=r"lock\.early"), lock.hold("late"):
-        pass
-    registers.values["lock.early"] = Ticket(None, far).encode()  # still choosing: it may pick a low number
-    with pytest.raises(LockTimeout, match=r"lock\.early"), lock.hold("late"):
-        pass
-    assert registers.values.keys() == {"lock.early"}  # the timed-out run left no register behind
+    registers.values[key] = lease(60)
+    with (
+        pytest.raises(LockTimeout, match=key.replace(".", r"\.")),
+        BakeryLock(PREFIX, registers, wait_seconds=0.3).hold("late"),
+    ):
+        pytest.fail("entered while another run was ahead")
+    assert registers.values.keys() == {key}  # the timed-out run left nothing behind
 
 
-def test_a_dead_run_is_skipped_after_its_lease_and_removed_after_two():
+def test_ticket_numbers_follow_the_largest_in_line_and_other_keys_are_ignored(quick_liveness):
     registers = MemoryRegisters()
-    lock = BakeryLock(PREFIX, registers, lease_seconds=10, wait_seconds=0.3)
-    registers.values["lock.lapsed"] = Ticket(1, time.time() - 1).encode()
-    registers.values["lock.long-dead"] = Ticket(1, time.time() - 11).encode()
-    registers.values["lock.garbled"] = "not json"
-    with lock.hold("me"):
-        pass
-    assert registers.values.keys() == {"lock.lapsed", "lock.garbled"}
+    registers.values["lock.ticket.000000000041.gone"] = lease(-1000)  # long dead: deleted on sight
+    registers.values["lock.notes"] = "not ours"
+    with BakeryLock(PREFIX, registers).hold("me") as acquisition:
+        assert acquisition.number == 42
+    assert registers.values.keys() == {"lock.notes"}
+
+
+def test_a_dead_run_is_skipped_once_its_lease_passed_and_deleted_after_two(quick_liveness):
+    registers = MemoryRegisters()
+    lock = BakeryLock(PREFIX, registers, lease_seconds=10, wait_seconds=5)
+    registers.values["lock.ticket.000000000001.lapsed"] = lease(-1)
+    registers.values["lock.ticket.000000000002.long-dead"] = lease(-11)
+    registers.values["lock.choosing.garbled"] = "not json"
+    with lock.hold("me") as acquisition:
+        assert acquisition.waited_seconds < 1
+    assert registers.values.keys() == {"lock.ticket.000000000001.lapsed", "lock.choosing.garbled"}
 
 
 def test_a_run_stalled_past_half_its_lease_gives_up():
     class SlowRegisters(MemoryRegisters):
         def keys(self, prefix: str) -> list[str]:
-            time.sleep(0.15)  # the run stalls while it reads the other tickets
+            time.sleep(0.15)  # the run stalls while it lists the line
             return super().keys(prefix)
 
     registers = SlowRegisters()
@@ -131,7 +149,7 @@ def test_a_run_stalled_past_half_its_lease_gives_up():
     assert registers.values == {}
 
 
-def test_a_waiting_run_renews_its_lease():
+def test_a_waiting_run_renews_its_lease_and_goes_in_when_the_holder_leaves():
     registers = MemoryRegisters()
     lock = BakeryLock(PREFIX, registers, lease_seconds=1.0)
     holder = lock.hold("first")
@@ -140,9 +158,21 @@ def test_a_waiting_run_renews_its_lease():
     released.start()
     with lock.hold("second") as acquisition:  # waits 1.2 s: longer than its 1 s lease
         assert acquisition.waited_seconds >= 1.0
+        assert acquisition.others == 1
     released.join()
 
 
-@pytest.mark.parametrize("text", ["", "[]", '{"number": "1", "expires": 1}', '{"expires": 1}', "{"])
-def test_an_unreadable_register_decodes_to_none(text):
-    assert Ticket.decode(text) is None
+@pytest.mark.parametrize(
+    ("key", "place"),
+    [
+        ("lock.choosing.abc", Place(None, "abc")),
+        ("lock.ticket.000000000007.abc", Place(7, "abc")),
+        ("lock.ticket.7.a.b", Place(7, "a.b")),
+        ("lock.ticket.x.abc", None),
+        ("lock.ticket.000000000007.", None),
+        ("lock.choosing.", None),
+        ("lock.other", None),
+    ],
+)
+def test_a_key_names_its_place_in_line(key, place):
+    assert BakeryLock(PREFIX, MemoryRegisters()).place(key) == place

@@ -185,22 +185,45 @@ class RedshiftCatalogHook(RedshiftSQLHook):
     def relations_page(
         self, page_size: int = 100, page_token: str | None = None, q: str = "", kind: str = ""
     ) -> RelationPage:
-        """One page of readable relations matching ``q`` and ``kind``, after ``page_token``.
-
-        Reads ``page_size + 1`` rows so that the last page has no next token.
-        """
-        after = decode_page_token(page_token) if page_token else ("", "")
-        pattern, sql = search_pattern(q.strip()), _FILTERED_PAGE_SQL.format(kinds=KIND_FILTERS[kind])
-        params = (_TEMP_SCHEMAS, pattern, pattern, pattern, after[0], after[0], after[1], page_size + 1)
-        rows = self.get_records(sql, params)
-        page = [Relation(schema, name, _KINDS.get(str(k), str(k))) for schema, name, k in rows[:page_size]]
-        more = len(rows) > page_size and page
-        return RelationPage(page, encode_page_token(page[-1].schema, page[-1].name) if more else None)
+        """One page of readable relations matching ``q`` and ``kind``, after ``page_token``."""
+        return self.browse(page_size, page_token, q, kind, with_total=False)[0]
 
     def count_matching(self, q: str = "", kind: str = "") -> int:
         """How many relations :meth:`relations_page` would list across all pages with these filters."""
         pattern, sql = search_pattern(q.strip()), _FILTERED_COUNT_SQL.format(kinds=KIND_FILTERS[kind])
         return int(self.get_first(sql, (_TEMP_SCHEMAS, pattern, pattern, pattern))[0])
+
+    def browse(
+        self, page_size: int, page_token: str | None, q: str, kind: str, with_total: bool = True
+    ) -> tuple[RelationPage, int | None]:
+        """A page (as :meth:`relations_page`) and, with ``with_total``, the total, on ONE connection.
+
+        Reads ``page_size + 1`` rows so that the last page has no next token.
+        """
+        after = decode_page_token(page_token) if page_token else ("", "")
+        pattern, kinds = search_pattern(q.strip()), KIND_FILTERS[kind]
+        filters = (_TEMP_SCHEMAS, pattern, pattern, pattern)
+        connection = self.get_conn()
+        try:
+            cursor = connection.cursor()
+            cursor.execute(
+                _FILTERED_PAGE_SQL.format(kinds=kinds),
+                (*filters, after[0], after[0], after[1], page_size + 1),
+            )
+            rows = cursor.fetchall()
+            total = None
+            if with_total:
+                cursor.execute(_FILTERED_COUNT_SQL.format(kinds=kinds), filters)
+                (count,) = cursor.fetchone() or (0,)
+                total = int(count)
+            cursor.close()
+        finally:
+            connection.rollback()
+            connection.close()
+        page = [Relation(schema, name, _KINDS.get(str(k), str(k))) for schema, name, k in rows[:page_size]]
+        more = len(rows) > page_size and page
+        next_token = encode_page_token(page[-1].schema, page[-1].name) if more else None
+        return RelationPage(page, next_token), total
 
     def columns(self, table: str) -> list[Column]:
         """The columns of ``schema.table`` (as ``tables`` spells it), in table order; ``[]`` if none."""

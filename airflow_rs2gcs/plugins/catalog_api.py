@@ -72,8 +72,7 @@ def catalog_page(
     if errors:
         raise FormError(errors)
     hook = catalog_hook(tenant_id)
-    page = from_redshift(tenant_id, lambda: hook.relations_page(page_size, page_token or None, q, kind))
-    total = from_redshift(tenant_id, lambda: hook.count_matching(q, kind))
+    page, total = from_redshift(tenant_id, lambda: hook.browse(page_size, page_token or None, q, kind))
     return {
         "relations": [
             {"schema": r.schema, "name": r.name, "kind": r.kind, "qualified_name": r.qualified}

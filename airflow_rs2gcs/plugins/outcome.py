@@ -26,7 +26,7 @@ from airflow_rs2gcs.plugins.history import (
     return_values,
     task_rows,
 )
-from airflow_rs2gcs.plugins.widget import LIFECYCLE_TASK_IDS
+from airflow_rs2gcs.plugins.widget import CONTROL_DAG_IDS, LIFECYCLE_TASK_IDS
 
 log = logging.getLogger(__name__)
 FAILED_STATES = frozenset({"failed", "upstream_failed"})
@@ -84,7 +84,7 @@ def control_message(dag_id: str, value: Any, conf: Mapping[str, Any]) -> str | N
     """A control run's message: the lifecycle task's text, or Configure's own summary."""
     if isinstance(value, str):
         return value
-    if dag_id == "rs2gcs_configure" and isinstance(value, list):
+    if dag_id == CONTROL_DAG_IDS["configure"] and isinstance(value, list):
         tables = conf.get("tables") or []
         return f"Configuration saved for {conf.get('tenant_id')}: {len(tables)} table(s) selected"
     return None

@@ -36,7 +36,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 @dataclass(frozen=True)
 class _Helpers:
-    """Airflow's security helpers, imported once (``None`` fields never happen: import fails instead)."""
+    """The Airflow modules the checks use, imported on first use (internal modules: they may move)."""
 
     security: ModuleType
     app: ModuleType

@@ -260,6 +260,27 @@ def test_every_route_needs_a_session(method, path):
     assert forged.status_code in (401, 503), forged.text  # no auth manager here: never served
 
 
+def test_without_airflows_security_helpers_every_route_fails_closed(monkeypatch):
+    import importlib
+
+    from airflow_rs2gcs.plugins import security
+
+    real_import = importlib.import_module
+
+    def moved(name: str, *args: Any) -> Any:
+        if name == "airflow.api_fastapi.core_api.security":
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *args)
+
+    monkeypatch.setattr(security, "_HELPERS", [])
+    monkeypatch.setattr(importlib, "import_module", moved)
+    client = TestClient(create_app())
+    for method, path in ROUTES:
+        response = client.request(method, path, headers={CSRF_HEADER: "1"}, json={})
+        assert response.status_code == 503, (method, path, response.text)
+        assert "refusing" in response.json()["detail"]
+
+
 class FakeAccess:
     """A user allowed everything (the unit tests' stand-in for an auth manager decision)."""
 

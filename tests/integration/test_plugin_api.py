@@ -273,8 +273,12 @@ def test_connect_configure_sync_through_the_api(admin: User, airflow: AirflowSer
         "prefix": "plugin",
         "webhooks": [{"id": "wh_1", "url": "https://hooks.example.com/x", "secret": "s3cr3t"}],
     }
-    run = follow(admin, "flow", press(admin, "flow", "connect", connect))
+    started = press(admin, "flow", "connect", connect)
+    run = follow(admin, "flow", started)
     assert run["state"] == "success" and run["message"] == "Activation successful for redshift_to_gcs", run
+    as_airflow_shows_it = airflow.api.get(f"dags/rs2gcs_connect/dagRuns/{started['run_id']}")
+    assert as_airflow_shows_it["triggering_user_name"] == airflow.username
+    assert as_airflow_shows_it["run_type"] == "manual" and as_airflow_shows_it["triggered_by"] == "ui"
     tenant = admin.ok("/tenants/flow")
     assert tenant["status"] == "connected" and tenant["actions"] == ["configure", "disconnect"]
     assert tenant["entry"]["webhooks"][0]["secret"] == "***"

@@ -78,7 +78,6 @@ def airflow(stack) -> Iterator[AirflowServices]:
         "AIRFLOW__CORE__AUTH_MANAGER": "plugin_auth_manager.TenantGrantsAuthManager",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,viewer:viewer,alice:user",
         "RS2GCS_TEST_TENANT_GRANTS": "alice=acme",
-        "AIRFLOW__CORE__LAZY_LOAD_PLUGINS": "False",
     }
     with AirflowServices(stack, extra_env=env) as services:
         services.set_variable("rs2gcs_tenants", SEEDED)
@@ -287,8 +286,10 @@ def test_connect_configure_sync_through_the_api(admin: User, airflow: AirflowSer
     assert missing["state"] == "failed" and "plugcat_main.nope" in missing["error"], missing
     assert "no such table" in missing["error"], missing
 
+    # The picker's name goes into Configure as it is: the quoted name round-trips.
+    (picked,) = admin.ok("/tenants/flow/catalog", params={"q": "mixed case"})["relations"]
     configure = {
-        "tables": [{"name": MIXED, "mode": "incremental", "cursor_column": "updated_at"}],
+        "tables": [{"name": picked["qualified_name"], "mode": "incremental", "cursor_column": "updated_at"}],
         "queries": [{"name": "mixed_labels", "sql": f"select id, label from {MIXED}"}],
         "syncFrequency": "1 hour",
         "timezone": "Europe/Berlin",

@@ -6,10 +6,17 @@ user may SELECT from are listed (``has_schema_privilege`` and ``has_table_privil
 PostgreSQL alike), so the listing names only what a sync can read. Paging is keyset-based on
 ``(schema, name)``: a stable order, one page in memory. ``count_relations`` counts the same set.
 Each relation prints as ``tables`` accepts it (:func:`airflow_rs2gcs.identifiers.format_table_name`).
+
+The widget page browses the same listing one page at a time (:meth:`RedshiftCatalogHook.relations_page`),
+filtered by a search text (ILIKE on schema or name) and a kind, resumed from an opaque page token that
+holds the last ``(schema, name)`` seen; :meth:`RedshiftCatalogHook.columns` feeds its cursor-column picker.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -41,6 +48,30 @@ limit %s
 """
 
 _COUNT_SQL = f"select count(*) {_READABLE}"
+
+# The page's filters: %s-bound search text (ILIKE on schema or name, '' for none), and the relkinds of a
+# kind filter (constants of KIND_FILTERS, never user text).
+_FILTERS = """
+  and (%s = '' or n.nspname ilike %s or c.relname ilike %s)
+  and c.relkind in {kinds}
+"""
+_FILTERED_PAGE_SQL = f"""
+select n.nspname, c.relname, c.relkind
+{_READABLE}{_FILTERS}
+  and (n.nspname > %s or (n.nspname = %s and c.relname > %s))
+order by n.nspname, c.relname
+limit %s
+"""
+_FILTERED_COUNT_SQL = f"select count(*) {_READABLE}{_FILTERS}"
+
+_COLUMNS_SQL = """
+select a.attname, format_type(a.atttypid, a.atttypmod), a.atttypid
+from pg_catalog.pg_attribute a
+join pg_catalog.pg_class c on c.oid = a.attrelid
+join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+where n.nspname = %s and c.relname = %s and a.attnum > 0 and not a.attisdropped
+order by a.attnum
+"""
 _TEMP_SCHEMAS = "pg_temp%"
 
 _EXISTS_SQL = f"""
@@ -67,6 +98,58 @@ class Relation:
 
 
 _KINDS = {"r": "table", "p": "table", "v": "view", "m": "materialized view", "f": "foreign table"}
+# The page's kind filter -> relkinds ("" = every kind the listing shows).
+KIND_FILTERS: dict[str, str] = {"": RELATION_KINDS, "table": "('r', 'p', 'f')", "view": "('v', 'm')"}
+
+
+class InvalidPageToken(ValueError):
+    """A page token that :func:`encode_page_token` did not make."""
+
+
+def encode_page_token(schema: str, name: str) -> str:
+    """An opaque token for "the page after ``schema.name``": URL-safe base64 of ``[schema, name]``."""
+    raw = json.dumps([schema, name], ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def decode_page_token(token: str) -> tuple[str, str]:
+    """The ``(schema, name)`` a token resumes after; ``InvalidPageToken`` for anything else."""
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        value = json.loads(raw.decode("utf-8"))
+    except (binascii.Error, UnicodeDecodeError, json.JSONDecodeError, ValueError):
+        raise InvalidPageToken(f"{token!r} is not a page token of this listing") from None
+    if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value)):
+        raise InvalidPageToken(f"{token!r} is not a page token of this listing")
+    return value[0], value[1]
+
+
+def search_pattern(q: str) -> str:
+    """An ILIKE pattern matching ``q`` anywhere, with ``%``, ``_`` and ``\\`` taken literally."""
+    escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%" if escaped else ""
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column of a relation: its name, its type as the catalog prints it, and its type OID."""
+
+    name: str
+    type: str
+    type_oid: int
+
+    @property
+    def cursor_candidate(self) -> bool:
+        """Whether an incremental table may window on it (the types ``rs2gcs_configure`` accepts)."""
+        return self.type_oid in TIME_TYPE_OIDS
+
+
+@dataclass(frozen=True)
+class RelationPage:
+    """One page of the listing: its relations and the token of the next page (``None``: the last)."""
+
+    relations: list[Relation]
+    next_page_token: str | None
 
 
 def split_table_name(name: str) -> tuple[str, str]:
@@ -98,6 +181,54 @@ class RedshiftCatalogHook(RedshiftSQLHook):
             yield page
             if len(rows) < size:
                 return
+
+    def relations_page(
+        self, page_size: int = 100, page_token: str | None = None, q: str = "", kind: str = ""
+    ) -> RelationPage:
+        """One page of readable relations matching ``q`` and ``kind``, after ``page_token``."""
+        return self.browse(page_size, page_token, q, kind, with_total=False)[0]
+
+    def count_matching(self, q: str = "", kind: str = "") -> int:
+        """How many relations :meth:`relations_page` would list across all pages with these filters."""
+        pattern, sql = search_pattern(q.strip()), _FILTERED_COUNT_SQL.format(kinds=KIND_FILTERS[kind])
+        return int(self.get_first(sql, (_TEMP_SCHEMAS, pattern, pattern, pattern))[0])
+
+    def browse(
+        self, page_size: int, page_token: str | None, q: str, kind: str, with_total: bool = True
+    ) -> tuple[RelationPage, int | None]:
+        """A page (as :meth:`relations_page`) and, with ``with_total``, the total, on ONE connection.
+
+        Reads ``page_size + 1`` rows so that the last page has no next token.
+        """
+        after = decode_page_token(page_token) if page_token else ("", "")
+        pattern, kinds = search_pattern(q.strip()), KIND_FILTERS[kind]
+        filters = (_TEMP_SCHEMAS, pattern, pattern, pattern)
+        connection = self.get_conn()
+        try:
+            cursor = connection.cursor()
+            cursor.execute(
+                _FILTERED_PAGE_SQL.format(kinds=kinds),
+                (*filters, after[0], after[0], after[1], page_size + 1),
+            )
+            rows = cursor.fetchall()
+            total = None
+            if with_total:
+                cursor.execute(_FILTERED_COUNT_SQL.format(kinds=kinds), filters)
+                (count,) = cursor.fetchone() or (0,)
+                total = int(count)
+            cursor.close()
+        finally:
+            connection.rollback()
+            connection.close()
+        page = [Relation(schema, name, _KINDS.get(str(k), str(k))) for schema, name, k in rows[:page_size]]
+        more = len(rows) > page_size and page
+        next_token = encode_page_token(page[-1].schema, page[-1].name) if more else None
+        return RelationPage(page, next_token), total
+
+    def columns(self, table: str) -> list[Column]:
+        """The columns of ``schema.table`` (as ``tables`` spells it), in table order; ``[]`` if none."""
+        rows = self.get_records(_COLUMNS_SQL, split_table_name(table))
+        return [Column(str(name), str(type_name), int(oid)) for name, type_name, oid in rows]
 
     def count_relations(self) -> int:
         """How many relations ``iter_relations`` would list without a limit."""

@@ -67,6 +67,12 @@ def test_the_wheel_holds_the_provider_modules_and_its_metadata_only(wheel):
     assert {n for n in names if n.endswith(".py")} == source_modules
 
 
+def test_the_wheel_registers_the_widget_plugin_and_ships_its_page(wheel):
+    entry_points = wheel.read(f"{DIST_INFO}/entry_points.txt").decode()
+    assert "[airflow.plugins]\nrs2gcs = airflow_rs2gcs.plugins.plugin:Rs2gcsPlugin" in entry_points
+    assert f"{PRODUCT}/plugins/static/index.html" in wheel.namelist()
+
+
 def test_the_wheel_has_no_local_stack_module(wheel):
     names = wheel.namelist()
     assert not [n for n in names if "devstack" in n]

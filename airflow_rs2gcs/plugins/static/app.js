@@ -603,8 +603,8 @@ class FieldErrors {
   field(name, control, error) {
     this.slots.set(name, { control, error });
     if (control && error) {
-      const described = control.getAttribute("aria-describedby");
-      control.setAttribute("aria-describedby", [described, error.id].filter(Boolean).join(" "));
+      const described = (control.getAttribute("aria-describedby") || "").split(" ").filter(Boolean);
+      if (!described.includes(error.id)) control.setAttribute("aria-describedby", [...described, error.id].join(" "));
     }
   }
 
@@ -892,7 +892,7 @@ function connectForm(ctx) {
   const prefix = textField({ label: "Prefix", name: "prefix", value: e.prefix, placeholder: "(optional) e.g. redshift/prod", hint: "Folder inside the bucket; optional.", errors });
   const confirm = confirmField(
     "confirm_output_change",
-    "Change this configured tenant's bucket or prefix: objects already written stay where they are, and the next syncs start over at the new place.",
+    "Confirm the output change: objects already written stay where they are, and the next syncs start over at the new place.",
     errors,
   );
   const watchOutput = () => {
@@ -1335,7 +1335,7 @@ function configureForm(ctx) {
   });
   const confirm = confirmField(
     "confirm_output_change",
-    "Change this configured tenant's format or time zone: its objects and incremental history stay as they are, and the next syncs start over.",
+    "Confirm the output change: objects already written and the incremental history stay as they are, and the next syncs start over.",
     errors,
   );
   const watchOutput = () => {
@@ -1364,7 +1364,7 @@ function configureForm(ctx) {
       ),
       tablesError,
       pickerError,
-      h("div", { class: "table-wrap" }, pickerTable),
+      h("div", { class: "table-wrap picker-scroll", tabindex: "0", role: "region", "aria-label": "Relations" }, pickerTable),
       h("div", { class: "pager" }, shown, prev, next),
       h("div", { class: "stack" }, selectedTitle, selectedWrap),
     ),
@@ -1582,7 +1582,7 @@ function historyChart(runsNewestFirst) {
   const runs = [...runsNewestFirst].reverse();
   const W = 600;
   const H = 180;
-  const pad = { l: 52, r: 52, t: 12, b: 22 };
+  const pad = { l: 52, r: 64, t: 12, b: 22 };
   const iw = W - pad.l - pad.r;
   const ih = H - pad.t - pad.b;
   const maxRows = Math.max(1, ...runs.map((r) => r.rows || 0));

@@ -742,7 +742,7 @@ async function postAction(ctx, action, body, { errors, submit, confirmFields = {
 
 // Poll runs/{dag_id}/{run_id} until the run ends; show its state, tables and then its message or error.
 async function followRun(ctx, action, { dag_id: dagId, run_id: runId }) {
-  const head = h("div", { class: "row" });
+  const head = h("div", { class: "row run-head" });
   const tablesSlot = h("div");
   const outcome = h("div");
   const runLink = h(
@@ -750,7 +750,7 @@ async function followRun(ctx, action, { dag_id: dagId, run_id: runId }) {
     { href: `${AIRFLOW}dags/${encodeURIComponent(dagId)}/runs/${encodeURIComponent(runId)}`, target: "_top" },
     "open in Airflow",
   );
-  const box = h("div", { class: "card" }, head, tablesSlot, outcome);
+  const box = h("div", { class: "card stack" }, head, tablesSlot, outcome);
   clear(ctx.status).append(box);
   let failures = 0;
   let lastState = null;

@@ -193,6 +193,7 @@ async function api(path, { method = "GET", body } = {}) {
     data = null;
   }
   if (response.status === 401) showSessionExpired();
+  else document.getElementById("session").hidden = true; // logged in again (e.g. in another tab)
   if (!response.ok) {
     throw new ApiError(response.status, detailText(data, `${response.status} ${response.statusText}`), fastapiErrors(data));
   }
@@ -227,7 +228,9 @@ function errorMessage(err, verb = "view") {
 function errorAlert(err, verb) {
   const box = h("div", { class: "alert alert-error", role: "alert" });
   if (err.status === 401) {
-    box.append("Your Airflow session has expired: ", h("a", { href: AIRFLOW, target: "_top" }, "log in again"));
+    // the banner at the top says it (with the link); here only what could not be done
+    box.removeAttribute("role");
+    box.append(`This could not be loaded: you are not logged in (${err.message}).`);
   } else if (err.status === 403) {
     box.append(`You may not ${verb} this tenant.`, h("pre", {}, err.message));
   } else {
@@ -1448,7 +1451,7 @@ function syncForm(ctx) {
       {},
       h("legend", {}, "Tables to sync"),
       h("p", { class: "hint" }, "Leave all unticked to sync every configured table."),
-      h("div", { class: "stack" }, boxes.map((b) => b.el)),
+      h("div", { class: "check-list" }, boxes.map((b) => b.el)),
       tablesError,
     ),
     h(

@@ -275,7 +275,9 @@ function route() {
     state.list.q = params.get("q") || "";
     state.list.offset = Math.max(0, Number.parseInt(params.get("offset") || "0", 10) || 0);
     renderList(main);
+    if (state.routed) focusTitle();
   }
+  state.routed = true;
 }
 
 // ------------------------------------------------------------------------------------------- tenant list
@@ -437,7 +439,10 @@ function renderTenant(main, tenantId, panel) {
     title: h("h2", { tabindex: "-1", id: "page-title" }, tenantId),
     badgeSlot: h("span"),
     actions: h("div", { class: "actions", role: "group", "aria-label": "Actions" }),
-    status: h("div", { class: "run-status", role: "status", "aria-live": "polite", "aria-atomic": "false" }),
+    // the run being followed: its state line and outcome in a live region, its per-table progress beside it
+    status: h("div", { class: "run-status stack", role: "status", "aria-live": "polite" }),
+    runTables: h("div"),
+    runCard: h("section", { class: "card stack", "aria-label": "Last action", hidden: true }),
     panel: h("div"),
     summary: h("div"),
     history: h("div"),
@@ -445,6 +450,7 @@ function renderTenant(main, tenantId, panel) {
     panelName: panel,
   };
   state.tenantCtx = ctx;
+  ctx.runCard.append(ctx.status, ctx.runTables);
   main.append(
     h(
       "div",
@@ -452,13 +458,25 @@ function renderTenant(main, tenantId, panel) {
       h("a", { class: "crumb", href: "#/" }, "← All tenants"),
       h("div", { class: "tenant-head" }, ctx.title, ctx.badgeSlot, h("span", { class: "spacer" }), ctx.actions),
       ctx.error,
-      ctx.status,
+      ctx.runCard,
       ctx.panel,
       h("div", { class: "grid-2" }, ctx.summary, ctx.history),
     ),
   );
   loadTenant(ctx, { openPanel: true });
-  ctx.title.focus({ preventScroll: true });
+  focusTitle();
+}
+
+// After a route change the heading takes the focus (after the browser's own fragment handling, which
+// otherwise resets the Tab starting point to the top): keyboard and screen-reader users land on the view.
+function focusTitle() {
+  const view = state.view;
+  setTimeout(() => {
+    const title = document.getElementById("page-title");
+    const active = document.activeElement;
+    const busy = active && active !== document.body && document.getElementById("main").contains(active) && active !== title;
+    if (view === state.view && title && !busy) title.focus({ preventScroll: true });
+  }, 0);
 }
 
 async function loadTenant(ctx, { openPanel = false } = {}) {
@@ -734,31 +752,35 @@ async function postAction(ctx, action, body, { errors, submit, confirmFields = {
       if (first) first.focus();
       return;
     }
+    ctx.runCard.hidden = false;
+    clear(ctx.runTables);
     clear(ctx.status).append(errorAlert(err, ACTION_VERB[action]));
     return;
   }
+  // the form stays (disabled) while the run goes: closed on success, open again to fix and retry on failure
+  busy.textContent = "Running…";
+  const ok = await followRun(ctx, action, started);
   busy.remove();
   submit.disabled = false;
-  closePanel(ctx);
-  await followRun(ctx, action, started);
+  if (ok && ctx.alive() && ctx.panel.contains(submit)) closePanel(ctx);
 }
 
 // Poll runs/{dag_id}/{run_id} until the run ends; show its state, tables and then its message or error.
 async function followRun(ctx, action, { dag_id: dagId, run_id: runId }) {
   const head = h("div", { class: "row run-head" });
-  const tablesSlot = h("div");
+  const tablesSlot = clear(ctx.runTables);
   const outcome = h("div");
   const runLink = h(
     "a",
     { href: `${AIRFLOW}dags/${encodeURIComponent(dagId)}/runs/${encodeURIComponent(runId)}`, target: "_top" },
     "open in Airflow",
   );
-  const box = h("div", { class: "card stack" }, head, tablesSlot, outcome);
-  clear(ctx.status).append(box);
+  ctx.runCard.hidden = false;
+  clear(ctx.status).append(head, outcome);
   let failures = 0;
   let lastState = null;
   for (;;) {
-    if (!ctx.alive()) return;
+    if (!ctx.alive()) return false;
     let run;
     try {
       run = await api(`${tenantPath(ctx.tenantId, "runs", dagId, runId)}`);
@@ -767,12 +789,12 @@ async function followRun(ctx, action, { dag_id: dagId, run_id: runId }) {
       failures += 1;
       if (err.status === 401 || err.status === 403 || failures >= 5) {
         clear(outcome).append(errorAlert(err, "view"));
-        return;
+        return false;
       }
       await sleep(POLL_MS);
       continue;
     }
-    if (!ctx.alive()) return;
+    if (!ctx.alive()) return false;
     if (run.state !== lastState) {
       lastState = run.state;
       clear(head).append(
@@ -797,7 +819,7 @@ async function followRun(ctx, action, { dag_id: dagId, run_id: runId }) {
         );
       }
       await loadTenant(ctx);
-      return;
+      return run.state === "success";
     }
     await sleep(POLL_MS);
   }

@@ -234,7 +234,8 @@ function errorAlert(err, verb) {
   } else if (err.status === 403) {
     box.append(`You may not ${verb} this tenant.`, h("pre", {}, err.message));
   } else {
-    box.append(h("pre", {}, err.message));
+    const fields = Object.entries(err.errors || {}).map(([k, v]) => `${k}: ${v}`);
+    box.append(h("pre", {}, [err.message, ...fields].join("\n")));
   }
   return box;
 }
@@ -696,14 +697,14 @@ function textField({ label, name, value = "", hint, type = "text", placeholder, 
   return { input, el: h("div", { class: "field" }, h("label", { for: id }, label), input, hintEl, error) };
 }
 
-function selectField({ label, name, options, value, placeholder, hint, errors }) {
+function selectField({ label, name, options, value, placeholder, hint, errors, unknownLabel = (v) => `${v} (not listed)` }) {
   const id = nextId(`f-${name}`);
   const error = errors.errorEl();
   const hintEl = hint ? h("div", { class: "hint", id: nextId("hint") }, hint) : null;
   const select = h("select", { id, name, "aria-describedby": hintEl ? hintEl.id : null });
   if (placeholder !== undefined) select.append(h("option", { value: "" }, placeholder));
   const values = options.map((o) => (typeof o === "string" ? { value: o, label: o } : o));
-  if (value && !values.some((o) => o.value === value)) values.push({ value, label: `${value} (not listed)` });
+  if (value && !values.some((o) => o.value === value)) values.push({ value, label: unknownLabel(value) });
   for (const o of values) select.append(h("option", { value: o.value }, o.label));
   select.value = value && values.some((o) => o.value === value) ? value : placeholder !== undefined ? "" : values[0]?.value ?? "";
   errors.field(name, select, error);
@@ -744,7 +745,7 @@ async function postAction(ctx, action, body, { errors, submit, confirmFields = {
     busy.remove();
     submit.disabled = false;
     if (!ctx.alive()) return;
-    if (err.status === 422) {
+    if (err.status === 422 && errors.summary.isConnected) {
       for (const [flag, field] of Object.entries(confirmFields)) {
         if (Object.keys(err.errors).some((k) => normaliseKey(k) === flag)) field.show();
       }
@@ -901,7 +902,9 @@ function connectForm(ctx) {
     options: meta.connections?.redshift || [],
     value: e.redshift_conn_id,
     placeholder: "Choose…",
-    hint: "An Airflow connection of type Redshift.",
+    hint: (meta.connections?.redshift || []).length
+      ? "An Airflow connection of type Redshift."
+      : "No Redshift connection exists in Airflow yet: add one under Admin → Connections.",
     errors,
   });
   const gcp = selectField({
@@ -910,7 +913,9 @@ function connectForm(ctx) {
     options: meta.connections?.gcp || [],
     value: e.gcp_conn_id,
     placeholder: "Choose…",
-    hint: "An Airflow connection of type Google Cloud.",
+    hint: (meta.connections?.gcp || []).length
+      ? "An Airflow connection of type Google Cloud."
+      : "No Google Cloud connection exists in Airflow yet: add one under Admin → Connections.",
     errors,
   });
   const bucket = textField({ label: "Bucket", name: "bucket", value: e.bucket, placeholder: "my-exports", hint: "The GCS bucket name, without gs://.", errors });
@@ -1347,6 +1352,7 @@ function configureForm(ctx) {
     value: e.syncFrequency || "",
     placeholder: "Choose…",
     errors,
+    unknownLabel: (v) => `Custom cron: ${v}`, // a cron expression stored through the trigger form keeps working
   });
   const format = selectField({ label: "Format", name: "format", options: meta.formats || ["parquet"], value: e.format || "parquet", errors });
   const tzList = h("datalist", { id: nextId("tz") }, (meta.timezones_hint || []).map((z) => h("option", { value: z })));

@@ -134,6 +134,11 @@ function badge(value) {
   return h("span", { class: `badge badge-${v.replace(/[^a-z_]/gi, "_")}` }, v.replace(/_/g, " "));
 }
 
+// The entry is the Variable's (key "syncFrequency"); accept the model's field name too.
+function entryFrequency(entry) {
+  return entry ? entry.syncFrequency ?? entry.sync_frequency ?? null : null;
+}
+
 function frequencyLabel(value) {
   if (!value) return "—";
   const found = (state.meta?.frequencies || []).find((f) => f.value === value);
@@ -576,7 +581,7 @@ function renderSummary(ctx) {
   item("Prefix", e.prefix ? h("code", {}, e.prefix) : h("span", { class: "muted" }, "(none)"));
   item("Format", e.format || "—");
   item("Time zone", e.timezone || "—");
-  item("Sync frequency", frequencyLabel(e.syncFrequency));
+  item("Sync frequency", frequencyLabel(entryFrequency(e)));
   item("Redshift connection", e.redshift_conn_id ? h("code", {}, e.redshift_conn_id) : "—");
   item("GCP connection", e.gcp_conn_id ? h("code", {}, e.gcp_conn_id) : "—");
   item(
@@ -1349,13 +1354,15 @@ function configureForm(ctx) {
     label: "Sync Frequency",
     name: "syncFrequency",
     options: (meta.frequencies || []).map((f) => ({ value: f.value, label: f.label })),
-    value: e.syncFrequency || "",
+    value: entryFrequency(e) || "",
     placeholder: "Choose…",
     errors,
     unknownLabel: (v) => `Custom cron: ${v}`, // a cron expression stored through the trigger form keeps working
   });
   const format = selectField({ label: "Format", name: "format", options: meta.formats || ["parquet"], value: e.format || "parquet", errors });
-  const tzList = h("datalist", { id: nextId("tz") }, (meta.timezones_hint || []).map((z) => h("option", { value: z })));
+  // the API's hints first, then every zone the browser knows (the server still validates)
+  const zones = [...new Set([...(meta.timezones_hint || []), ...(Intl.supportedValuesOf ? Intl.supportedValuesOf("timeZone") : [])])];
+  const tzList = h("datalist", { id: nextId("tz") }, zones.map((z) => h("option", { value: z })));
   const tz = textField({
     label: "Time zone",
     name: "timezone",
@@ -1511,7 +1518,7 @@ function openDisconnect(ctx) {
     h(
       "ul",
       {},
-      h("li", {}, `the tenant's configuration (${(e.tables || []).length} table(s), ${frequencyLabel(e.syncFrequency)} schedule, connections)`),
+      h("li", {}, `the tenant's configuration (${(e.tables || []).length} table(s), ${frequencyLabel(entryFrequency(e))} schedule, connections)`),
       h("li", {}, "its sync DAG ", h("code", {}, ctx.tenant.sync_dag_id || `rs2gcs_sync__${ctx.tenantId}`), " (it stops running)"),
       h(
         "li",

@@ -741,7 +741,8 @@ function formActions(ctx, submitLabel, submitting) {
 async function postAction(ctx, action, body, { errors, submit, confirmFields = {}, aliases = {} }) {
   errors.clear();
   submit.disabled = true;
-  const busy = h("span", { class: "muted small" }, "Submitting…");
+  for (const old of submit.parentElement ? submit.parentElement.querySelectorAll(".submit-note") : []) old.remove();
+  const busy = h("span", { class: "muted small submit-note" }, "Submitting…");
   submit.after(busy);
   let started;
   try {
@@ -764,15 +765,19 @@ async function postAction(ctx, action, body, { errors, submit, confirmFields = {
     return;
   }
   // the form stays (disabled) while the run goes: closed on success, open again to fix and retry on failure
-  busy.textContent = "Running…";
-  const ok = await followRun(ctx, action, started);
-  busy.remove();
+  busy.textContent = "Run started…";
+  const ok = await followRun(ctx, action, started, (runState) => (busy.textContent = `Run ${runState}…`));
   submit.disabled = false;
-  if (ok && ctx.alive() && ctx.panel.contains(submit)) closePanel(ctx);
+  if (ok && ctx.alive() && ctx.panel.contains(submit)) {
+    busy.remove();
+    closePanel(ctx);
+  } else {
+    busy.textContent = ok ? "" : "The run did not succeed: its error is shown above.";
+  }
 }
 
 // Poll runs/{dag_id}/{run_id} until the run ends; show its state, tables and then its message or error.
-async function followRun(ctx, action, { dag_id: dagId, run_id: runId }) {
+async function followRun(ctx, action, { dag_id: dagId, run_id: runId }, onState = () => {}) {
   const head = h("div", { class: "row run-head" });
   const tablesSlot = clear(ctx.runTables);
   const outcome = h("div");
@@ -783,6 +788,7 @@ async function followRun(ctx, action, { dag_id: dagId, run_id: runId }) {
   );
   ctx.runCard.hidden = false;
   clear(ctx.status).append(head, outcome);
+  ctx.runCard.scrollIntoView({ block: "nearest" });
   let failures = 0;
   let lastState = null;
   for (;;) {
@@ -803,6 +809,7 @@ async function followRun(ctx, action, { dag_id: dagId, run_id: runId }) {
     if (!ctx.alive()) return false;
     if (run.state !== lastState) {
       lastState = run.state;
+      onState(run.state);
       clear(head).append(
         h("strong", {}, `${ACTION_LABEL[action]}:`),
         badge(run.state),

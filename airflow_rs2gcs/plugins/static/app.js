@@ -766,8 +766,13 @@ async function postAction(ctx, action, body, { errors, submit, confirmFields = {
   }
   // the form stays (disabled) while the run goes: closed on success, open again to fix and retry on failure
   busy.textContent = "Run started…";
-  const ok = await followRun(ctx, action, started, (runState) => (busy.textContent = `Run ${runState}…`));
+  const run = await followRun(ctx, action, started, (runState) => (busy.textContent = `Run ${runState}…`));
+  const ok = Boolean(run && run.state === "success");
   submit.disabled = false;
+  // the run refused an unconfirmed output change (checked by the control DAG, not the API): offer the box
+  for (const [flag, field] of Object.entries(confirmFields)) {
+    if (run && !ok && String(run.error || "").includes(flag)) field.show();
+  }
   if (ok && ctx.alive() && ctx.panel.contains(submit)) {
     busy.remove();
     closePanel(ctx);
@@ -792,7 +797,7 @@ async function followRun(ctx, action, { dag_id: dagId, run_id: runId }, onState 
   let failures = 0;
   let lastState = null;
   for (;;) {
-    if (!ctx.alive()) return false;
+    if (!ctx.alive()) return null;
     let run;
     try {
       run = await api(`${tenantPath(ctx.tenantId, "runs", dagId, runId)}`);
@@ -801,12 +806,12 @@ async function followRun(ctx, action, { dag_id: dagId, run_id: runId }, onState 
       failures += 1;
       if (err.status === 401 || err.status === 403 || failures >= 5) {
         clear(outcome).append(errorAlert(err, "view"));
-        return false;
+        return null;
       }
       await sleep(POLL_MS);
       continue;
     }
-    if (!ctx.alive()) return false;
+    if (!ctx.alive()) return null;
     if (run.state !== lastState) {
       lastState = run.state;
       onState(run.state);
@@ -832,7 +837,7 @@ async function followRun(ctx, action, { dag_id: dagId, run_id: runId }, onState 
         );
       }
       await loadTenant(ctx);
-      return run.state === "success";
+      return run;
     }
     await sleep(POLL_MS);
   }
@@ -1031,10 +1036,10 @@ function connectForm(ctx) {
     const b = bucket.input.value.trim();
     if (b) body.bucket = b;
     else if (!reconnect) local.bucket = "A bucket is required.";
+    // a field left out keeps the stored value; "" clears the prefix, [] the webhooks
     const p = prefix.input.value.trim();
-    const clearFields = [];
     if (p) body.prefix = p;
-    else if (e.prefix) clearFields.push("prefix");
+    else if (e.prefix) body.prefix = "";
     if (webhooksDirty) {
       const live = rows.filter((r) => !r.removed);
       const hooks = [];
@@ -1043,16 +1048,16 @@ function connectForm(ctx) {
         const w = { id: r.id.value.trim(), url: r.url.value.trim() };
         if (!w.id) local[`webhooks.${rows.indexOf(r)}.id`] = "An id is required.";
         if (!w.url) local[`webhooks.${rows.indexOf(r)}.url`] = "A URL is required.";
+        // write-only secret: left empty, the stored one is kept by sending back its mask
         if (r.secret.value) w.secret = r.secret.value;
+        else if (r.stored.secret) w.secret = r.stored.secret; // "***"
         // keep what the form does not edit (secret_conn_id, registration_url) from the stored record
         for (const k of ["secret_conn_id", "registration_url"]) if (r.stored[k]) w[k] = r.stored[k];
         r.sentIndex = i;
         hooks.push(w);
       });
-      if (hooks.length) body.webhooks = hooks;
-      else if ((e.webhooks || []).length) clearFields.push("webhooks");
+      if (hooks.length || (e.webhooks || []).length) body.webhooks = hooks;
     }
-    if (clearFields.length) body.clear = clearFields;
     if (confirm.input.checked) body.confirm_output_change = true;
     if (Object.keys(local).length) {
       const first = errors.show(local);

@@ -746,7 +746,7 @@ async function postAction(ctx, action, body, { errors, submit, confirmFields = {
   submit.after(busy);
   let started;
   try {
-    started = await api(tenantPath(ctx.tenantId, action), { method: "POST", body });
+    started = await postRetryingWhileParsing(ctx, action, body, busy);
   } catch (err) {
     busy.remove();
     submit.disabled = false;
@@ -778,6 +778,22 @@ async function postAction(ctx, action, body, { errors, submit, confirmFields = {
     closePanel(ctx);
   } else {
     busy.textContent = ok ? "" : "The run did not succeed: its error is shown above.";
+  }
+}
+
+// Right after Configure the sync DAG exists only once the dag-processor has parsed it: the API answers
+// 409 "... try again shortly". Sync then retries for up to a minute instead of failing at once.
+async function postRetryingWhileParsing(ctx, action, body, note) {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    try {
+      return await api(tenantPath(ctx.tenantId, action), { method: "POST", body });
+    } catch (err) {
+      const parsing = err.status === 409 && /try again shortly|does not exist yet/i.test(err.message);
+      if (!parsing || Date.now() > deadline || !ctx.alive()) throw err;
+      note.textContent = "Waiting for Airflow to create the sync DAG…";
+      await sleep(3000);
+    }
   }
 }
 

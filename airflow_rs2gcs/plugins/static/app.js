@@ -1228,7 +1228,7 @@ function configureForm(ctx) {
   });
 
   // ---- selected tables (mode, cursor column)
-  const selectedTitle = h("h4", { id: nextId("selected-title"), class: "label" });
+  const selectedTitle = h("h4", { id: nextId("selected-title"), class: "subhead" });
   const selectedBody = h("tbody");
   const selectedWrap = h(
     "div",

@@ -1292,9 +1292,12 @@ function configureForm(ctx) {
           const cols = data.columns || [];
           const candidates = cols.filter((c) => c.cursor_candidate);
           clear(cursor).append(h("option", { value: "" }, "Choose…"));
-          for (const c of candidates.length ? candidates : cols) cursor.append(h("option", { value: c.name }, `${c.name} (${c.type})`));
-          if (spec.cursor_column && !cols.some((c) => c.name === spec.cursor_column)) {
-            cursor.append(h("option", { value: spec.cursor_column }, `${spec.cursor_column} (not found)`));
+          const shownCols = candidates.length ? candidates : cols;
+          for (const c of shownCols) cursor.append(h("option", { value: c.name }, `${c.name} (${c.type})`));
+          if (spec.cursor_column && !shownCols.some((c) => c.name === spec.cursor_column)) {
+            // stored but not offered: keep it visible (and selected) so the user sees what the run will refuse
+            const known = cols.some((c) => c.name === spec.cursor_column);
+            cursor.append(h("option", { value: spec.cursor_column }, `${spec.cursor_column} (${known ? "not a date/time column" : "not found"})`));
           }
           cursor.value = spec.cursor_column || "";
         } catch (err) {

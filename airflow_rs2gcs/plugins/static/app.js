@@ -276,10 +276,12 @@ function route() {
   const main = document.getElementById("main");
   clear(main);
   if (segments[0] === "tenants" && segments[1]) {
+    document.title = `${segments[1]} · Redshift → GCS`;
     renderTenant(main, segments[1], segments[2] || null);
   } else {
     state.list.q = params.get("q") || "";
     state.list.offset = Math.max(0, Number.parseInt(params.get("offset") || "0", 10) || 0);
+    document.title = "Tenants · Redshift → GCS";
     renderList(main);
     if (state.routed) focusTitle();
   }

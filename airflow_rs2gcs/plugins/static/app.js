@@ -1000,6 +1000,7 @@ function connectForm(ctx) {
           webhooksDirty = true;
           row.removed = true;
           row.el.remove();
+          addHook.focus(); // the focused button is gone: keep keyboard users in the section
         },
       },
       "Remove",
@@ -1230,7 +1231,7 @@ function configureForm(ctx) {
   });
 
   // ---- selected tables (mode, cursor column)
-  const selectedTitle = h("h4", { id: nextId("selected-title"), class: "subhead" });
+  const selectedTitle = h("h4", { id: nextId("selected-title"), class: "subhead", tabindex: "-1" });
   const selectedBody = h("tbody");
   const selectedWrap = h(
     "div",
@@ -1327,6 +1328,7 @@ function configureForm(ctx) {
           onclick: () => {
             selected.delete(spec.name);
             renderSelected();
+            selectedTitle.focus();
             for (const box of pickerBody.querySelectorAll("input[type=checkbox]")) {
               if (box.value === spec.name) {
                 box.checked = false;
@@ -1368,6 +1370,7 @@ function configureForm(ctx) {
         onclick: () => {
           row.removed = true;
           row.el.remove();
+          addQueryBtn.focus();
         },
       },
       "Remove",

@@ -182,3 +182,13 @@ def test_css_loads_nothing_from_elsewhere() -> None:
     for url in re.findall(r"url\(\s*['\"]?([^'\")]+)", css):
         assert not _is_absolute(url), f"app.css loads {url}"
     assert "prefers-color-scheme: dark" in css, "dark mode follows the system"
+
+
+def test_js_links_out_survive_airflows_iframe_sandbox(js: str) -> None:
+    # Airflow 3.3 frames the page with sandbox="allow-scripts allow-same-origin allow-forms allow-downloads":
+    # no allow-top-navigation or allow-popups: each _top/_blank link is marked and followed from the parent.
+    targets = re.findall(r"""target: "(_top|_blank)"(, rel: "[^"]*")?(, "data-outside": "")?""", js)
+    assert targets, "the page links to Airflow (runs, DAGs, login)"
+    unmarked = [t[0] for t in targets if not t[2]]
+    assert not unmarked, f"links with target {unmarked} lack data-outside: the sandbox blocks them"
+    assert 'document.addEventListener("click", followOutside)' in js

@@ -218,7 +218,7 @@ function showSessionExpired() {
   const banner = document.getElementById("session");
   clear(banner).append(
     "Your Airflow session has expired: ",
-    h("a", { href: AIRFLOW, target: "_top" }, "log in again"),
+    h("a", { href: AIRFLOW, target: "_top", "data-outside": "" }, "log in again"),
   );
   banner.hidden = false;
 }
@@ -613,7 +613,7 @@ function renderSummary(ctx) {
   if (tenant.sync_dag_id && tenant.status === "configured") {
     item(
       "Sync DAG",
-      h("a", { href: `${AIRFLOW}dags/${encodeURIComponent(tenant.sync_dag_id)}`, target: "_top" }, tenant.sync_dag_id),
+      h("a", { href: `${AIRFLOW}dags/${encodeURIComponent(tenant.sync_dag_id)}`, target: "_top", "data-outside": "" }, tenant.sync_dag_id),
     );
   }
   card.append(dl);
@@ -806,7 +806,7 @@ async function followRun(ctx, action, { dag_id: dagId, run_id: runId }, onState 
   const outcome = h("div");
   const runLink = h(
     "a",
-    { href: `${AIRFLOW}dags/${encodeURIComponent(dagId)}/runs/${encodeURIComponent(runId)}`, target: "_top" },
+    { href: `${AIRFLOW}dags/${encodeURIComponent(dagId)}/runs/${encodeURIComponent(runId)}`, target: "_top", "data-outside": "" },
     "open in Airflow",
   );
   ctx.runCard.hidden = false;
@@ -878,7 +878,7 @@ function manifestLink(uri) {
   if (!m) return uri || "—";
   return h(
     "a",
-    { href: `${GCS_CONSOLE}${m[1]}/${m[2].split("/").map(encodeURIComponent).join("/")}`, target: "_blank", rel: "noopener noreferrer" },
+    { href: `${GCS_CONSOLE}${m[1]}/${m[2].split("/").map(encodeURIComponent).join("/")}`, target: "_blank", rel: "noopener noreferrer", "data-outside": "" },
     uri,
   );
 }
@@ -1630,7 +1630,7 @@ async function loadHistory(ctx) {
                     "a",
                     {
                       href: `${AIRFLOW}dags/${encodeURIComponent(ctx.tenant.sync_dag_id || `rs2gcs_sync__${ctx.tenantId}`)}/runs/${encodeURIComponent(r.run_id)}`,
-                      target: "_top",
+                      target: "_top", "data-outside": "",
                       title: r.run_id,
                     },
                     badge(r.state),
@@ -1730,9 +1730,38 @@ function followAirflowTheme() {
   new MutationObserver(apply).observe(parentRoot, { attributes: true, attributeFilter: ["class", "style"] });
 }
 
+// ------------------------------------------------------------------------------------------- links out
+// Airflow 3.3 shows this page in <iframe sandbox="allow-scripts allow-same-origin allow-forms allow-downloads">:
+// without allow-top-navigation and allow-popups a target=_top or _blank link is blocked. The page is same
+// origin as Airflow, so such a link (data-outside) is followed from Airflow's own document instead. Standalone
+// (no parent) or cross-origin, the link's own target does the job.
+function followOutside(ev) {
+  const link = ev.target instanceof Element ? ev.target.closest("a[data-outside]") : null;
+  if (!link || ev.defaultPrevented || ev.button !== 0 || ev.metaKey || ev.ctrlKey || ev.shiftKey || ev.altKey) return;
+  let parentDoc = null;
+  try {
+    if (window.parent !== window) parentDoc = window.parent.document;
+  } catch {
+    parentDoc = null;
+  }
+  if (!parentDoc || !parentDoc.body) return;
+  ev.preventDefault();
+  const proxy = parentDoc.createElement("a");
+  proxy.href = link.href; // already absolute: resolved against this page's URL
+  if (link.target === "_blank") {
+    proxy.target = "_blank";
+    proxy.rel = "noopener noreferrer";
+  }
+  proxy.hidden = true;
+  parentDoc.body.append(proxy);
+  proxy.click();
+  proxy.remove();
+}
+
 // ------------------------------------------------------------------------------------------- start
 async function start() {
   followAirflowTheme();
+  document.addEventListener("click", followOutside);
   const main = document.getElementById("main");
   try {
     state.meta = await api("meta");

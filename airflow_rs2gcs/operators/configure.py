@@ -28,10 +28,9 @@ from airflow_rs2gcs.operators.lifecycle import (
     PICKER_PREVIEW,
     FieldSource,
     LifecycleError,
-    all_entries,
     check_unchanged,
     checked_tenant_id,
-    closest_hint,
+    existing_entry,
     given_flag,
     given_json,
     given_text,
@@ -112,14 +111,13 @@ class ConfigureTenantOperator(BaseOperator):
         self.confirm_output_change = confirm_output_change
 
     def _connected_entry(self, tenant_id: str) -> dict[str, Any]:
-        tenants = all_entries()
-        entry = tenants.get(tenant_id)
-        if entry is None:
-            raise LifecycleError(
+        entry = existing_entry(
+            tenant_id,
+            lambda hint: (
                 f"Tenant {tenant_id!r} is not connected; run rs2gcs_connect for it first "
-                f"({TENANTS_VARIABLE!r} has no entry {tenant_id!r}; {closest_hint(tenant_id, tenants)}). "
-                "Nothing was changed."
-            )
+                f"({TENANTS_VARIABLE!r} has no entry {tenant_id!r}; {hint}). Nothing was changed."
+            ),
+        )
         if not isinstance(entry, dict) or entry.get("status") not in ACTIVE_STATUSES:
             status = entry.get("status") if isinstance(entry, dict) else None
             raise LifecycleError(

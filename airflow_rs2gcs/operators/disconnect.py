@@ -28,11 +28,10 @@ from airflow_rs2gcs.operators.lifecycle import (
     DeleteBounds,
     FieldSource,
     LifecycleError,
-    all_entries,
     check_unchanged,
     checked_tenant_id,
-    closest_hint,
     delete_webhooks,
+    existing_entry,
     given_json,
     not_deleted,
     now_iso,
@@ -87,13 +86,13 @@ class DeactivateTenantOperator(BaseOperator):
         )
 
     def _entry(self, tenant_id: str) -> dict[str, Any]:
-        tenants = all_entries()
-        entry = tenants.get(tenant_id)
-        if entry is None:
-            raise LifecycleError(
+        entry = existing_entry(
+            tenant_id,
+            lambda hint: (
                 f"Tenant {tenant_id!r} has no entry in {TENANTS_VARIABLE!r}, so there is nothing to "
-                f"disconnect ({closest_hint(tenant_id, tenants)}). Nothing was deleted or written."
-            )
+                f"disconnect ({hint}). Nothing was deleted or written."
+            ),
+        )
         return entry if isinstance(entry, dict) else {}
 
     def _targets(self, tenant_id: str, records: list[Any]) -> list[Any] | None:

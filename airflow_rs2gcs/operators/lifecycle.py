@@ -172,6 +172,15 @@ def all_entries() -> dict[str, Any]:
     return parse_tenants_json(read_variable_text())
 
 
+def existing_entry(tenant_id: str, refusal: Callable[[str], str]) -> Any:
+    """The tenant's stored entry. Without one: a :class:`LifecycleError` whose text ``refusal`` makes
+    from a hint naming the closest existing ids (Configure and Disconnect never create a tenant)."""
+    tenants = all_entries()
+    if tenant_id not in tenants:
+        raise LifecycleError(refusal(closest_hint(tenant_id, tenants)))
+    return tenants[tenant_id]
+
+
 def closest_hint(tenant_id: str, tenants: Mapping[str, Any]) -> str:
     close = closest_ids(tenant_id, tenants)
     if close:

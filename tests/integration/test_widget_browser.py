@@ -38,7 +38,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DOCS_IMG = REPO_ROOT / "docs" / "img"
 DOCS_SCREENSHOTS = {
-    "02-tenant-list": "widget-tenant-list.png",
     "04-connect-form": "widget-connect-form.png",
     "05-connected": "widget-connected.png",
     "07-configure-page-2": "widget-configure-picker.png",
@@ -46,6 +45,7 @@ DOCS_SCREENSHOTS = {
     "09-configured": "widget-configured.png",
     "11-synced": "widget-sync-outcome.png",
     "12-history": "widget-run-history.png",
+    "12b-tenant-list-synced": "widget-tenant-list.png",
     "13-disconnect-dialog": "widget-disconnect-dialog.png",
     "14-disconnected": "widget-disconnected.png",
 }
@@ -153,20 +153,32 @@ def run_card(frame: FrameLocator) -> Locator:
     return frame.get_by_role("region", name="Last action")
 
 
-# -- the test --------------------------------------------------------------------------------------------
-def test_a_person_connects_configures_syncs_and_disconnects_a_tenant(
-    airflow: AirflowServices, page: Page, artifacts: Path
-):
-    # Log in and open the page from Airflow's navigation.
+def log_in_and_open(page: Page, airflow: AirflowServices, artifacts: Path) -> None:
+    """Sign in on Airflow's form, then open the page from the navigation (beside Dags, Assets ...)."""
     page.goto(airflow.base_url)
     expect(page.get_by_role("heading", name="Sign into Airflow")).to_be_visible()
     page.get_by_label("Username").fill(airflow.username)
     page.get_by_label("Password").fill(airflow.password)
     shoot(page, artifacts, "01-login")
     page.get_by_role("button", name="Sign in").click()
-    # Airflow's navigation lists the plugin's page beside Dags, Assets, Browse and Admin.
     page.get_by_test_id("nav-sidebar").get_by_role("link", name=re.compile("^Redshift")).click()
     page.wait_for_url(re.compile(r"/plugin/rs2gcs"))
+
+
+# -- the test --------------------------------------------------------------------------------------------
+def test_a_person_connects_configures_syncs_and_disconnects_a_tenant(
+    airflow: AirflowServices, page: Page, artifacts: Path
+):
+    # The page runs under its Content-Security-Policy: the browser reports any violation on the console.
+    violations: list[str] = []
+    page.on(
+        "console",
+        lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None,
+    )
+    with page.expect_response(re.compile(r"/rs2gcs/$")) as served:
+        # Log in and open the page from Airflow's navigation.
+        log_in_and_open(page, airflow, artifacts)
+    assert "default-src 'self'" in (served.value.header_value("content-security-policy") or "")
     frame = widget(page)
     expect(frame.get_by_role("heading", name="Tenants")).to_be_visible()
     expect(frame.get_by_text(f"Signed in as {airflow.username}")).to_be_visible()
@@ -252,6 +264,17 @@ def test_a_person_connects_configures_syncs_and_disconnects_a_tenant(
     expect(success.first).to_contain_text("success")
     shoot(page, artifacts, "12-history")
 
+    # The tenant list shows the synced tenant: its frequency by label, tables, last sync.
+    frame.get_by_role("link", name="← All tenants").click()
+    frame.get_by_label("Filter tenants").fill(TENANT_ID)
+    line = frame.get_by_role("row").filter(has=frame.get_by_role("link", name=TENANT_ID, exact=True))
+    expect(line).to_contain_text("configured")
+    expect(line).to_contain_text("1 hour")
+    expect(line.get_by_role("cell").nth(5)).to_have_text(str(rows_total))
+    shoot(page, artifacts, "12b-tenant-list-synced")
+    line.get_by_role("link", name=TENANT_ID, exact=True).click()
+    expect_buttons(frame, ["Configure", "Sync", "Disconnect"])
+
     # Disconnect through the dialog.
     frame.get_by_role("button", name="Disconnect", exact=True).click()
     dialog = frame.get_by_role("dialog", name=f"Disconnect {TENANT_ID}?")
@@ -261,4 +284,12 @@ def test_a_person_connects_configures_syncs_and_disconnects_a_tenant(
     dialog.get_by_role("button", name="Yes, disconnect").click()
     expect(card.get_by_text(f"Deactivation completed for {TENANT_ID}")).to_be_visible(timeout=RUN_TIMEOUT_MS)
     expect_buttons(frame, ["Connect"])
+    expect(frame.get_by_role("region", name="Configuration")).to_contain_text("Disconnected")
     shoot(page, artifacts, "14-disconnected")
+
+    # Connect again starts afresh: nothing of the old connection is left to prefill.
+    frame.get_by_role("button", name="Connect", exact=True).click()
+    expect(frame.get_by_role("heading", name=f"Connect {TENANT_ID}")).to_be_visible()
+    expect(frame.get_by_label("Bucket")).to_have_value("")
+    expect(frame.get_by_role("button", name="Save and connect")).to_be_visible()
+    assert violations == []

@@ -308,6 +308,14 @@ def signed_in(monkeypatch) -> TestClient:
     return client
 
 
+def test_the_page_is_served_with_a_strict_content_security_policy(signed_in):
+    page = signed_in.get("/")
+    assert page.status_code == 200 and "<html" in page.text.lower()
+    policy = page.headers["Content-Security-Policy"]
+    assert policy == "default-src 'self'; img-src 'self' data:; frame-ancestors 'self'"
+    assert "unsafe" not in policy
+
+
 def test_post_refuses_cross_site_before_anything_else(signed_in):
     assert signed_in.post("/api/v1/tenants/acme/sync", json={}).status_code == 403
     foreign = {CSRF_HEADER: "1", "Origin": "https://evil.example.com"}

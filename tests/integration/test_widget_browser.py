@@ -5,9 +5,11 @@ relations in PostgreSQL (the Redshift stand-in): 230 tables, 20 views and ``wcat
 In the browser a user logs in, opens **Redshift → GCS** from Airflow's navigation (the page is in an
 iframe), then: New tenant → Connect (connections from the dropdowns, bucket, prefix) → "Activation
 successful for redshift_to_gcs" and the buttons Configure + Disconnect; Configure, ticking tables on
-catalog pages 1 and 2 and adding a custom query, "1 hour" → the success message and the Sync button;
-Sync now → per-table rows equal to ``count(*)`` in PostgreSQL; the run history (table and chart);
-Disconnect through its dialog → "Deactivation completed for <tenant>" and only Connect left.
+catalog pages 1 and 2 (the quoted-name one incremental, its cursor column picked from its
+columns), adding a custom query, "1 hour" → the success message and the Sync button; Sync now (full
+refresh) → per-table rows equal to ``count(*)`` in PostgreSQL; the run history (table and chart), the
+tenant list, Configure prefilled with what was saved; Disconnect through its dialog → "Deactivation
+completed for <tenant>" and only Connect left; "open in Airflow" leaves the iframe for the run's page.
 
 A screenshot of every step (the whole Airflow window) lands in ``$RS2GCS_ARTIFACTS/widget_browser/``
 (default ``tests/artifacts/widget_browser/``); those the docs show are copied to ``docs/img/``
@@ -219,6 +221,9 @@ def test_a_person_connects_configures_syncs_and_disconnects_a_tenant(
     expect(status).to_have_text(f"100 shown of {total} · page 2")
     frame.get_by_label(PAGE_2_TABLE, exact=True).check()
     expect(frame.get_by_text("Selected (3)")).to_be_visible()
+    # The quoted-name table goes incremental; its cursor column comes from the columns endpoint.
+    frame.get_by_label(f"Mode of {MIXED}", exact=True).select_option("incremental")
+    frame.get_by_label(f"Cursor column of {MIXED}", exact=True).select_option("updated_at")
     shoot(page, artifacts, "07-configure-page-2")
     frame.get_by_role("button", name="Add custom query").click()
     frame.get_by_label("Output name").fill(QUERY_NAME)
@@ -231,6 +236,7 @@ def test_a_person_connects_configures_syncs_and_disconnects_a_tenant(
     summary = frame.get_by_role("region", name="Configuration")
     expect(summary).to_contain_text("1 hour")
     expect(summary).to_contain_text("Tables (4)")
+    expect(summary).to_contain_text("incremental on updated_at")
     shoot(page, artifacts, "09-configured")
 
     # Sync now: per-table rows equal the source's.
@@ -242,6 +248,7 @@ def test_a_person_connects_configures_syncs_and_disconnects_a_tenant(
     }
     frame.get_by_role("button", name="Sync", exact=True).click()
     expect(frame.get_by_role("heading", name=f"Sync {TENANT_ID} now")).to_be_visible()
+    frame.get_by_label("Full refresh").check()  # the incremental table whole, not one interval
     shoot(page, artifacts, "10-sync-form")
     frame.get_by_role("button", name="Start sync").click()
     rows_total = sum(expected.values())
@@ -275,6 +282,15 @@ def test_a_person_connects_configures_syncs_and_disconnects_a_tenant(
     line.get_by_role("link", name=TENANT_ID, exact=True).click()
     expect_buttons(frame, ["Configure", "Sync", "Disconnect"])
 
+    # Configure again: prefilled with what was saved.
+    frame.get_by_role("button", name="Configure", exact=True).click()
+    expect(frame.get_by_text("Selected (3)")).to_be_visible()
+    expect(frame.get_by_label("Sync Frequency")).to_have_value("hourly")
+    expect(frame.get_by_label("Output name")).to_have_value(QUERY_NAME)
+    expect(frame.get_by_label(f"Cursor column of {MIXED}", exact=True)).to_have_value("updated_at")
+    frame.get_by_role("button", name="Cancel").click()
+    expect(frame.get_by_role("heading", name=f"Configure {TENANT_ID}")).to_have_count(0)
+
     # Disconnect through the dialog.
     frame.get_by_role("button", name="Disconnect", exact=True).click()
     dialog = frame.get_by_role("dialog", name=f"Disconnect {TENANT_ID}?")
@@ -293,3 +309,10 @@ def test_a_person_connects_configures_syncs_and_disconnects_a_tenant(
     expect(frame.get_by_label("Bucket")).to_have_value("")
     expect(frame.get_by_role("button", name="Save and connect")).to_be_visible()
     assert violations == []
+
+    # A link out of the page (sandboxed iframe: no target=_top) opens the run in Airflow itself.
+    frame.get_by_role("button", name="Cancel").click()
+    card.get_by_role("link", name="open in Airflow").click()
+    page.wait_for_url(re.compile(rf"/dags/{DISCONNECT_DAG_ID}/runs/"))
+    expect(page.get_by_text("Success", exact=True).first).to_be_visible()
+    shoot(page, artifacts, "15-run-in-airflow")

@@ -46,8 +46,8 @@ DOCS_SCREENSHOTS = {
     "08-configure-query-frequency": "widget-configure-frequency.png",
     "09-configured": "widget-configured.png",
     "11-synced": "widget-sync-outcome.png",
-    "12-history": "widget-run-history.png",
-    "12b-tenant-list-synced": "widget-tenant-list.png",
+    "12-tenant-list-synced": "widget-tenant-list.png",
+    "12b-history": "widget-run-history.png",
     "13-disconnect-dialog": "widget-disconnect-dialog.png",
     "14-disconnected": "widget-disconnected.png",
 }
@@ -269,15 +269,6 @@ def test_a_person_connects_configures_syncs_and_disconnects_a_tenant(
         expect(line.get_by_role("cell").nth(1)).to_have_text(str(rows))
     shoot(page, artifacts, "11-synced")
 
-    # The run history: the table and the chart show the run.
-    history = frame.get_by_role("region", name="Sync history")
-    history.scroll_into_view_if_needed()
-    expect(history.get_by_role("img", name=re.compile(rf"largest {rows_total} rows"))).to_be_visible()
-    runs = history.get_by_role("table", name="Sync runs, newest first")
-    success = runs.get_by_role("row").filter(has_text=str(rows_total))
-    expect(success.first).to_contain_text("success")
-    shoot(page, artifacts, "12-history")
-
     # The tenant list shows the synced tenant: its frequency by label, tables, last sync.
     frame.get_by_role("link", name="← All tenants").click()
     frame.get_by_label("Filter tenants").fill(TENANT_ID)
@@ -285,9 +276,18 @@ def test_a_person_connects_configures_syncs_and_disconnects_a_tenant(
     expect(line).to_contain_text("configured")
     expect(line).to_contain_text("1 hour")
     expect(line.get_by_role("cell").nth(5)).to_have_text(str(rows_total))
-    shoot(page, artifacts, "12b-tenant-list-synced")
+    shoot(page, artifacts, "12-tenant-list-synced")
     line.get_by_role("link", name=TENANT_ID, exact=True).click()
     expect_buttons(frame, ["Configure", "Sync", "Disconnect"])
+
+    # The run history: the table and the chart show the run.
+    history = frame.get_by_role("region", name="Sync history")
+    history.scroll_into_view_if_needed()
+    expect(history.get_by_role("img", name=re.compile(rf"largest {rows_total} rows"))).to_be_visible()
+    runs = history.get_by_role("table", name="Sync runs, newest first")
+    success = runs.get_by_role("row").filter(has_text=str(rows_total))
+    expect(success.first).to_contain_text("success")
+    shoot(page, artifacts, "12b-history")
 
     # Configure again: prefilled with what was saved.
     frame.get_by_role("button", name="Configure", exact=True).click()

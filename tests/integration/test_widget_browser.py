@@ -9,7 +9,8 @@ catalog pages 1 and 2 (the quoted-name one incremental, its cursor column picked
 columns), adding a custom query, "1 hour" → the success message and the Sync button; Sync now (full
 refresh) → per-table rows equal to ``count(*)`` in PostgreSQL; the run history (table and chart), the
 tenant list, Configure prefilled with what was saved; Disconnect through its dialog → "Deactivation
-completed for <tenant>" and only Connect left; "open in Airflow" leaves the iframe for the run's page.
+completed for <tenant>" and only Connect left; "open in Airflow" leaves the iframe for the run's page;
+an ended session shows the page's banner, whose link leaves the iframe too.
 
 A screenshot of every step (the whole Airflow window) lands in ``$RS2GCS_ARTIFACTS/widget_browser/``
 (default ``tests/artifacts/widget_browser/``); those the docs show are copied to ``docs/img/``
@@ -323,3 +324,17 @@ def test_a_person_connects_configures_syncs_and_disconnects_a_tenant(
     page.wait_for_url(re.compile(rf"/dags/{DISCONNECT_DAG_ID}/runs/"))
     expect(page.get_by_text("Success", exact=True).first).to_be_visible()
     shoot(page, artifacts, "15-run-in-airflow")
+
+    # A session that ends while the page is open: the banner says so, and its link leaves the iframe.
+    page.go_back()  # the page again, on its tenant list: the disconnected tenant has no next sync
+    frame = widget(page)
+    line = frame.get_by_role("row").filter(has=frame.get_by_role("link", name=TENANT_ID, exact=True))
+    expect(line.get_by_role("cell").nth(0)).to_have_text("disconnected")
+    expect(line.get_by_role("cell").nth(8)).to_have_text("—")
+    page.context.clear_cookies()
+    line.get_by_role("link", name=TENANT_ID, exact=True).click()
+    banner = frame.get_by_role("alert").filter(has_text="Your Airflow session has expired")
+    expect(banner).to_be_visible()
+    shoot(page, artifacts, "16-session-expired")
+    banner.get_by_role("link", name="log in again").click()
+    page.wait_for_url(lambda url: "/plugin/" not in url)

@@ -22,7 +22,7 @@ from airflow_rs2gcs.hooks.redshift_catalog import (
 from airflow_rs2gcs.plugins import actions_api, deps
 from airflow_rs2gcs.plugins.app import create_app
 from airflow_rs2gcs.plugins.forms import FormError, action_conf
-from airflow_rs2gcs.plugins.listing import frequency_of, matching_ids, page_of
+from airflow_rs2gcs.plugins.listing import frequency_of, matching_ids, page_of, tenant_line
 from airflow_rs2gcs.plugins.masking import MASK, mask_secrets
 from airflow_rs2gcs.plugins.security import CSRF_HEADER, cross_site_refusal
 from airflow_rs2gcs.plugins.widget import tenant_status, widget_actions
@@ -99,6 +99,19 @@ def test_pages_cover_1000_tenants_exactly_once():
     assert [t for page in pages for t in page] == ids
     assert page_of(ids, 990, 50) == ids[990:]
     assert page_of(ids, 5000, 50) == []
+
+
+def test_only_a_configured_tenant_has_a_next_sync():
+    import datetime as dt
+
+    soon = dt.datetime(2026, 12, 3, 14, tzinfo=dt.UTC)
+    assert tenant_line("acme", CONFIGURED, None, None, soon)["next_sync"] == soon.isoformat()
+    # Disconnect deletes the configuration; the sync DAG is gone only at the next parse.
+    disconnected = {"source": "redshift_to_gcs", "status": "disconnected"}
+    assert tenant_line("acme", disconnected, None, None, soon)["next_sync"] is None
+    assert (
+        tenant_line("acme", {**CONFIGURED, "status": "disconnecting"}, None, None, soon)["next_sync"] is None
+    )
 
 
 def test_frequency_has_its_label():

@@ -62,13 +62,16 @@ def tenant_line(
     """One line of the tenant list."""
     entry = entry if isinstance(entry, Mapping) else None
     tables = (entry or {}).get("tables")
+    status = tenant_status(entry)
     return {
         "tenant_id": tenant_id,
-        "status": tenant_status(entry),
+        "status": status,
         "sync_frequency": frequency_of(entry),
         "table_count": len(tables) if isinstance(tables, list) else 0,
         "last_sync": last_sync(run, summary),
-        "next_sync": iso(next_at),
+        # Only a configured tenant has a sync DAG: a disconnected one's lingers (with its next run) until
+        # the dag-processor's next parse marks it stale, and must not be shown as scheduled meanwhile.
+        "next_sync": iso(next_at) if status == "configured" else None,
     }
 
 

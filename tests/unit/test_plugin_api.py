@@ -22,7 +22,7 @@ from airflow_rs2gcs.hooks.redshift_catalog import (
 from airflow_rs2gcs.plugins import actions_api, deps
 from airflow_rs2gcs.plugins.app import create_app
 from airflow_rs2gcs.plugins.forms import FormError, action_conf
-from airflow_rs2gcs.plugins.listing import frequency_of, matching_ids, page_of
+from airflow_rs2gcs.plugins.listing import frequency_of, matching_ids, page_of, tenant_line
 from airflow_rs2gcs.plugins.masking import MASK, mask_secrets
 from airflow_rs2gcs.plugins.security import CSRF_HEADER, cross_site_refusal
 from airflow_rs2gcs.plugins.widget import tenant_status, widget_actions
@@ -99,6 +99,19 @@ def test_pages_cover_1000_tenants_exactly_once():
     assert [t for page in pages for t in page] == ids
     assert page_of(ids, 990, 50) == ids[990:]
     assert page_of(ids, 5000, 50) == []
+
+
+def test_only_a_configured_tenant_has_a_next_sync():
+    import datetime as dt
+
+    soon = dt.datetime(2026, 12, 3, 14, tzinfo=dt.UTC)
+    assert tenant_line("acme", CONFIGURED, None, None, soon)["next_sync"] == soon.isoformat()
+    # Disconnect deletes the configuration; the sync DAG is gone only at the next parse.
+    disconnected = {"source": "redshift_to_gcs", "status": "disconnected"}
+    assert tenant_line("acme", disconnected, None, None, soon)["next_sync"] is None
+    assert (
+        tenant_line("acme", {**CONFIGURED, "status": "disconnecting"}, None, None, soon)["next_sync"] is None
+    )
 
 
 def test_frequency_has_its_label():
@@ -306,6 +319,14 @@ def signed_in(monkeypatch) -> TestClient:
     client = TestClient(app, base_url="http://airflow.example.com:8080")
     client.triggered = triggered  # type: ignore[attr-defined]
     return client
+
+
+def test_the_page_is_served_with_a_strict_content_security_policy(signed_in):
+    page = signed_in.get("/")
+    assert page.status_code == 200 and "<html" in page.text.lower()
+    policy = page.headers["Content-Security-Policy"]
+    assert policy == "default-src 'self'; img-src 'self' data:; frame-ancestors 'self'"
+    assert "unsafe" not in policy
 
 
 def test_post_refuses_cross_site_before_anything_else(signed_in):

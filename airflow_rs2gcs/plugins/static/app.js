@@ -562,6 +562,20 @@ function renderSummary(ctx) {
   const { tenant } = ctx;
   const e = tenant.entry;
   const card = h("section", { class: "card", "aria-labelledby": "summary-title" }, h("h3", { id: "summary-title" }, "Configuration"));
+  if (e && tenant.status === "disconnected") {
+    // Disconnect keeps only source, status and disconnected_at: say so instead of a column of "—"
+    card.append(
+      h(
+        "p",
+        { class: "muted" },
+        "Disconnected",
+        e.disconnected_at ? [" ", timeEl(e.disconnected_at)] : null,
+        ": its configuration and sync DAG were deleted; the data already exported stays in GCS. Connect it to start over.",
+      ),
+    );
+    clear(ctx.summary).append(card);
+    return;
+  }
   if (!e) {
     card.append(
       h(
@@ -928,7 +942,8 @@ function renderRunTables(slot, tables) {
 function connectForm(ctx) {
   const meta = state.meta;
   const e = ctx.tenant.entry || {};
-  const reconnect = Boolean(ctx.tenant.entry);
+  // a disconnected tenant's entry keeps no connection or bucket: it connects afresh, like a new one
+  const reconnect = Boolean(ctx.tenant.entry) && ctx.tenant.status !== "disconnected";
   const configured = ctx.tenant.status === "configured";
   const errors = new FieldErrors();
   const rs = selectField({

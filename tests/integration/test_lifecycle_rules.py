@@ -21,7 +21,7 @@ from werkzeug import Response
 from airflow_rs2gcs import store
 from airflow_rs2gcs.control_dags import ParamValue, build_control_dags
 from airflow_rs2gcs.factory import _plan_tables, build_dags
-from airflow_rs2gcs.operators import configure, connect, disconnect
+from airflow_rs2gcs.operators import configure, connect, disconnect, lifecycle
 from airflow_rs2gcs.operators.configure import ConfigureTenantOperator
 from airflow_rs2gcs.operators.connect import ActivateTenantOperator
 from airflow_rs2gcs.operators.disconnect import DeactivateTenantOperator
@@ -74,8 +74,10 @@ class MemoryStore:
 @pytest.fixture
 def tenants(monkeypatch):
     memory = MemoryStore({})
-    for module in (connect, configure, disconnect):  # each operator's module reads and writes the store
-        monkeypatch.setattr(module, "all_entries", memory.read)
+    # Connect reads the store itself; Configure and Disconnect through lifecycle.existing_entry.
+    monkeypatch.setattr(connect, "all_entries", memory.read)
+    monkeypatch.setattr(lifecycle, "all_entries", memory.read)
+    for module in (connect, configure, disconnect):  # each operator's module writes the store
         monkeypatch.setattr(module, "update_tenant", memory.update)
     monkeypatch.setattr(ActivateTenantOperator, "_check_redshift", lambda self, *a: None)
     monkeypatch.setattr(ActivateTenantOperator, "_check_bucket", lambda self, *a: None)

@@ -146,6 +146,40 @@ class Webhook(_Strict):
         return value
 
 
+class LastWebhook(_Strict):
+    """A webhook a disconnected tenant had, without its secret: what a reconnect is prefilled with.
+
+    :param id: the webhook's id.
+    :param url: where its outcomes were POSTed.
+    :param secret_conn_id: the connection that held its signing secret, if any.
+    :param registration_url: its remote registration (already sent a DELETE).
+    :param signed: it had an inline secret, which is not kept: a reconnect must give it again.
+    """
+
+    id: str = Field(min_length=1, max_length=128)
+    url: str
+    secret_conn_id: str | None = None
+    registration_url: str | None = None
+    signed: bool = False
+
+
+class LastConnection(_Strict):
+    """Where a disconnected tenant was connected, kept so a reconnect starts prefilled. Never a secret.
+
+    :param redshift_conn_id: the Redshift connection it used.
+    :param gcp_conn_id: the GCP connection it used.
+    :param bucket: the bucket its data went to (and still is).
+    :param prefix: the prefix inside that bucket.
+    :param webhooks: its webhooks, without secrets.
+    """
+
+    redshift_conn_id: str | None = None
+    gcp_conn_id: str | None = None
+    bucket: str | None = None
+    prefix: str = ""
+    webhooks: tuple[LastWebhook, ...] = ()
+
+
 class Tenant(_Strict):
     """One tenant of ``rs2gcs_tenants``; ``docs/tenant-contract.md`` describes every key."""
 
@@ -168,6 +202,7 @@ class Tenant(_Strict):
     configured_at: str | None = None
     disconnecting_at: str | None = None
     disconnected_at: str | None = None
+    last_connection: LastConnection | None = None
 
     @field_validator("tenant_id", mode="before")
     @classmethod

@@ -224,7 +224,8 @@ class ActivateTenantOperator(BaseOperator):
         self._log_kind(tenant_id, before, tenants)
         reviving = stored.get("status") == "disconnected"
 
-        entry = {k: v for k, v in stored.items() if k != "disconnected_at"}
+        # A disconnected entry's last_connection only prefills the page's form: Connect takes what is given.
+        entry = {k: v for k, v in stored.items() if k not in ("disconnected_at", "last_connection")}
         entry.update(given)
         for field in cleared:
             entry[field] = "" if field == "prefix" else []

@@ -10,20 +10,6 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_rs2gcs.store import TENANTS_VARIABLE, update_tenant
-from airflow_rs2gcs.tenants import (
-    SOURCE,
-)
-from airflow_rs2gcs.webhooks import (
-    DELETE_ATTEMPTS,
-    DELETE_DEADLINE_SECONDS,
-    DELETE_FIRST_BACKOFF_SECONDS,
-)
-
-if TYPE_CHECKING:
-    from airflow.sdk import Context
-
-
 from airflow_rs2gcs.operators.lifecycle import (
     DeleteBounds,
     FieldSource,
@@ -38,6 +24,32 @@ from airflow_rs2gcs.operators.lifecycle import (
     webhook_for_deletion,
     webhook_key,
 )
+from airflow_rs2gcs.store import TENANTS_VARIABLE, update_tenant
+from airflow_rs2gcs.tenants import SOURCE
+from airflow_rs2gcs.webhooks import DELETE_ATTEMPTS, DELETE_DEADLINE_SECONDS, DELETE_FIRST_BACKOFF_SECONDS
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+_CONNECTION_FIELDS = ("redshift_conn_id", "gcp_conn_id", "bucket", "prefix")
+_WEBHOOK_FIELDS = ("id", "url", "secret_conn_id", "registration_url")
+
+
+def last_connection(entry: dict[str, Any]) -> dict[str, Any]:
+    """What a disconnected entry keeps of ``entry`` so a reconnect starts prefilled: never a secret.
+
+    A ``disconnecting`` entry already holds the snapshot taken before its first webhook was deleted.
+    """
+    if isinstance(entry.get("last_connection"), dict):
+        return entry["last_connection"]
+    kept: dict[str, Any] = {f: entry[f] for f in _CONNECTION_FIELDS if entry.get(f)}
+    webhooks = [w for w in entry.get("webhooks") or [] if isinstance(w, dict) and w.get("id")]
+    if webhooks:
+        kept["webhooks"] = [
+            {f: w[f] for f in _WEBHOOK_FIELDS if w.get(f)} | ({"signed": True} if w.get("secret") else {})
+            for w in webhooks
+        ]
+    return kept
 
 
 class DeactivateTenantOperator(BaseOperator):
@@ -47,10 +59,11 @@ class DeactivateTenantOperator(BaseOperator):
     from any state and twice in a row. The tenant is first marked ``disconnecting`` (its sync DAG goes
     away at the next parse), then each webhook's registration gets a DELETE with bounded retries
     (404 and 410 count as deleted). Only when every registration is gone is the entry cleared to
-    ``source``, ``status: disconnected`` and ``disconnected_at``, and ``Deactivation completed for
-    <tenant_id>`` returned. Otherwise the run fails naming each webhook it could not delete, and the
-    entry stays ``disconnecting`` with those webhooks' records (the ones deleted are dropped); a re-run
-    finishes the job. Data already in GCS is left alone.
+    ``source``, ``status: disconnected``, ``disconnected_at`` and ``last_connection`` (the connection
+    ids, bucket, prefix and webhooks without secrets, so a reconnect starts prefilled), and
+    ``Deactivation completed for <tenant_id>`` returned. Otherwise the run fails naming each webhook
+    it could not delete, and the entry stays ``disconnecting`` with those webhooks' records (the ones
+    deleted are dropped); a re-run finishes the job. Data already in GCS is left alone.
 
     With ``webhook_ids``, only those webhooks are deleted (each must be one of the tenant's; an
     unknown id fails the run before anything is deleted) and the tenant keeps its status, except that
@@ -131,7 +144,12 @@ class DeactivateTenantOperator(BaseOperator):
 
             def mark(current: dict[str, Any] | None) -> dict[str, Any]:
                 check_unchanged(tenant_id, before, current)
-                return {**before, "status": "disconnecting", "disconnecting_at": now_iso()}
+                return {
+                    **before,
+                    "status": "disconnecting",
+                    "disconnecting_at": now_iso(),
+                    "last_connection": last_connection(before),
+                }
 
             update_tenant(tenant_id, mark)
             self.log.info("tenant %s is disconnecting: deleting %d webhook(s)", tenant_id, len(targets))
@@ -146,7 +164,9 @@ class DeactivateTenantOperator(BaseOperator):
             remaining = [w for w in entry.get("webhooks") or [] if webhook_key(w) not in gone]
             if (full or entry.get("status") == "disconnecting") and not remaining:
                 result["done"] = True
-                return {"source": SOURCE, "status": "disconnected", "disconnected_at": now_iso()}
+                cleared = {"source": SOURCE, "status": "disconnected", "disconnected_at": now_iso()}
+                kept = last_connection(entry)
+                return {**cleared, "last_connection": kept} if kept else cleared
             result["done"], result["remaining"] = False, remaining
             return {**entry, "webhooks": remaining}
 

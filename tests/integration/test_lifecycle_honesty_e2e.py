@@ -378,6 +378,8 @@ def test_disconnect_fails_naming_each_webhook_it_could_not_delete_and_a_rerun_fi
         "source": "redshift_to_gcs",
         "status": "disconnected",
         "disconnected_at": finished.tenants["hooked"]["disconnected_at"],
+        # where it was connected, with every webhook it had before the first run deleted any
+        "last_connection": {**new, "webhooks": hooks},
     }
     assert registrations.deletes()["broken"] == 5 and len(revived.log) == 1
     assert registrations.deletes()["flaky"] == 2  # deleted once, never again

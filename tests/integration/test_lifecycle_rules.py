@@ -10,6 +10,7 @@ registrations are a real HTTP server (so this file is in tests/integration).
 from __future__ import annotations
 
 import copy
+import json
 import socket
 import time
 from typing import Any
@@ -403,6 +404,7 @@ def test_disconnect_keeps_what_it_could_not_delete_and_a_rerun_finishes(tenants,
     broken = {
         "id": "broken",
         "url": "https://h.example/x",
+        "secret": "whsec-not-kept",
         "registration_url": httpserver.url_for("/reg/broken"),
     }
     tenants.tenants["acme"] = {**CONFIGURED, "webhooks": [ok, broken]}
@@ -418,7 +420,25 @@ def test_disconnect_keeps_what_it_could_not_delete_and_a_rerun_finishes(tenants,
     state["broken"] = 204
     assert deactivate(tenant_id="acme") == "Deactivation completed for acme"
     assert tenants.tenants["acme"]["status"] == "disconnected" and "webhooks" not in tenants.tenants["acme"]
+    # What it was connected with, as before the first run deleted anything, and never a secret.
+    last = {
+        "redshift_conn_id": "rs",
+        "gcp_conn_id": "gcs",
+        "bucket": "acme-exports",
+        "prefix": "lifecycle",
+        "webhooks": [ok, {**{k: v for k, v in broken.items() if k != "secret"}, "signed": True}],
+    }
+    assert tenants.tenants["acme"]["last_connection"] == last
+    assert "whsec-not-kept" not in json.dumps(tenants.tenants["acme"])
+    assert parse_tenant("acme", tenants.tenants["acme"]).last_connection is not None  # part of the contract
     assert deactivate(tenant_id="acme") == "Deactivation completed for acme"  # twice in a row
+    assert tenants.tenants["acme"]["last_connection"] == last
+
+    # Connect takes only what it is given: the kept settings prefill the page's form, nothing else.
+    with pytest.raises(LifecycleError, match=r"'redshift_conn_id', 'gcp_conn_id', 'bucket' required"):
+        activate(tenant_id="acme")
+    activate(tenant_id="acme", redshift_conn_id="rs", gcp_conn_id="gcs", bucket="acme-exports")
+    assert "last_connection" not in tenants.tenants["acme"] and tenants.tenants["acme"]["webhooks"] == []
 
 
 def test_disconnect_with_webhook_ids_deletes_only_those(tenants, httpserver: HTTPServer):

@@ -3,14 +3,17 @@
 One stack for the module (api-server, scheduler, dag-processor; LocalExecutor) and a catalog of 251
 relations in PostgreSQL (the Redshift stand-in): 230 tables, 20 views and ``wcat."Mixed Case Table"``.
 In the browser a user logs in, opens **Redshift → GCS** from Airflow's navigation (the page is in an
-iframe), then: New tenant → Connect (connections from the dropdowns, bucket, prefix) → "Activation
-successful for redshift_to_gcs" and the buttons Configure + Disconnect; Configure, ticking tables on
-catalog pages 1 and 2 (the quoted-name one incremental, its cursor column picked from its
-columns), adding a custom query, "1 hour" → the success message and the Sync button; Sync now (full
-refresh) → per-table rows equal to ``count(*)`` in PostgreSQL; the run history (table and chart), the
-tenant list, Configure prefilled with what was saved; Disconnect through its dialog → "Deactivation
-completed for <tenant>" and only Connect left; "open in Airflow" leaves the iframe for the run's page;
-an ended session shows the page's banner, whose link leaves the iframe too.
+iframe), then: New tenant → Connect (connections from the dropdowns, bucket, prefix, a signed webhook
+on a real HTTP server) → "Activation successful for redshift_to_gcs" and the buttons Configure +
+Disconnect; Configure, ticking tables on catalog pages 1 and 2 (the quoted-name one incremental, its
+cursor column picked from its columns), adding a custom query, "1 hour" → the success message and the
+Sync button; Sync now (full refresh) → per-table rows equal to ``count(*)`` in PostgreSQL, and the
+same rows in the webhook's signed deliveries; the tenant list, in Airflow's dark mode too; the run
+history (table and chart); Sync of one table only; Configure prefilled with what was saved; Disconnect
+through its dialog → "Deactivation completed for <tenant>" and only Connect left; Connect again,
+prefilled from the last connection, asking for the signing secret that was not kept, then failing on a
+missing bucket with the run's exact error; "open in Airflow" leaves the iframe for the run's page; an
+ended session shows the page's banner, whose link leaves the iframe too.
 
 A screenshot of every step (the whole Airflow window) lands in ``$RS2GCS_ARTIFACTS/widget_browser/``
 (default ``tests/artifacts/widget_browser/``); those the docs show are copied to ``docs/img/``
@@ -20,21 +23,25 @@ A screenshot of every step (the whole Airflow window) lands in ``$RS2GCS_ARTIFAC
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, FrameLocator, Locator, Page, expect, sync_playwright
 from playwright.sync_api import Error as PlaywrightError
+from pytest_httpserver import HTTPServer
 from rs2gcs_devstack.services import AirflowServices
 from rs2gcs_devstack.stack import DEFAULT_GCP_CONN_ID, DEFAULT_REDSHIFT_CONN_ID
 from test_browser_ui import CHROMIUM_ARGS, ensure_chromium
 
 from airflow_rs2gcs.control_dags import CONFIGURE_DAG_ID, CONNECT_DAG_ID, DISCONNECT_DAG_ID
 from airflow_rs2gcs.factory import redshift_pool
+from airflow_rs2gcs.webhooks import SIGNATURE_HEADER, sign
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -51,6 +58,10 @@ DOCS_SCREENSHOTS = {
     "12b-history": "widget-run-history.png",
     "13-disconnect-dialog": "widget-disconnect-dialog.png",
     "14-disconnected": "widget-disconnected.png",
+    "12c-dark": "widget-dark.png",
+    "12d-sync-some": "widget-sync-some.png",
+    "15-reconnect-form": "widget-reconnect-form.png",
+    "16-reconnect-failed": "widget-reconnect-failed.png",
 }
 
 TENANT_ID = "widget_acme"
@@ -63,6 +74,9 @@ PAGE_1_TABLE = f"{SCHEMA}.t000"  # the catalog's first page (ordered by schema, 
 PAGE_2_TABLE = f"{SCHEMA}.t150"  # only on its second page
 QUERY_NAME = "small_ids"
 QUERY_SQL = f"select id, label from {SCHEMA}.t000 where id <= 4"
+WEBHOOK_ID = "wh_page"
+WEBHOOK_SECRET = "whsec-widget-7c1e"
+MISSING_BUCKET = "widget-no-such-bucket"
 UI_TIMEOUT_MS = 60_000
 RUN_TIMEOUT_MS = 240_000  # a run on two shared cores: queued, scheduled, executed, followed
 
@@ -115,6 +129,17 @@ def airflow(chromium, stack) -> Iterator[AirflowServices]:
 
 
 @pytest.fixture(scope="module")
+def receiver() -> Iterator[HTTPServer]:
+    """The tenant's webhook endpoint: a real HTTP server on loopback."""
+    server = HTTPServer(host="127.0.0.1", port=0)
+    server.expect_request("/hook", method="POST").respond_with_data("ok")
+    server.start()
+    yield server
+    server.clear()
+    server.stop()
+
+
+@pytest.fixture(scope="module")
 def page(chromium: Path, airflow: AirflowServices, artifacts: Path) -> Iterator[Page]:
     """One browser page for the module's steps; its last state is saved as ``99-last.png``."""
     with sync_playwright() as playwright:
@@ -140,6 +165,12 @@ def shoot(page: Page, artifacts: Path, name: str) -> None:
 
 def widget(page: Page) -> FrameLocator:
     return page.frame_locator("iframe")
+
+
+def is_dark(css_color: str) -> bool:
+    """Whether a computed ``rgb(r, g, b)`` colour is dark (relative luminance below one half)."""
+    r, g, b = (int(v) for v in re.findall(r"\d+", css_color)[:3])
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b < 128
 
 
 def row_count(airflow: AirflowServices, sql: str) -> int:
@@ -169,8 +200,23 @@ def log_in_and_open(page: Page, airflow: AirflowServices, artifacts: Path) -> No
 
 
 # -- the test --------------------------------------------------------------------------------------------
+def deliveries(receiver: HTTPServer, count: int, timeout: float = 60.0) -> list[dict]:
+    """The deliveries the webhook received, once ``count`` have arrived, each signature checked.
+
+    The hourly schedule may add a run of its own beside the page's (right after Configure, or at the top
+    of an hour), so callers look for their run's payloads among them rather than count them exactly.
+    """
+    deadline = time.monotonic() + timeout
+    while len(receiver.log) < count and time.monotonic() < deadline:
+        time.sleep(0.5)
+    posts = [request for request, _ in receiver.log]
+    for request in posts:
+        assert request.headers[SIGNATURE_HEADER] == sign(request.get_data(), WEBHOOK_SECRET)
+    return [json.loads(request.get_data()) for request in posts]
+
+
 def test_a_person_connects_configures_syncs_and_disconnects_a_tenant(
-    airflow: AirflowServices, page: Page, artifacts: Path
+    airflow: AirflowServices, page: Page, artifacts: Path, receiver: HTTPServer
 ):
     # The page runs under its Content-Security-Policy: the browser reports any violation on the console.
     violations: list[str] = []
@@ -199,6 +245,10 @@ def test_a_person_connects_configures_syncs_and_disconnects_a_tenant(
     frame.get_by_label("GCP connection").select_option(DEFAULT_GCP_CONN_ID)
     frame.get_by_label("Bucket").fill(BUCKET)
     frame.get_by_label("Prefix").fill(PREFIX)
+    frame.get_by_role("button", name="Add webhook").click()
+    frame.get_by_label("Webhook URL").fill(receiver.url_for("/hook"))
+    frame.get_by_label("Webhook id").fill(WEBHOOK_ID)
+    frame.get_by_label("Signing secret").fill(WEBHOOK_SECRET)
     shoot(page, artifacts, "04-connect-form")
     frame.get_by_role("button", name="Save and connect").click()
     card = run_card(frame)
@@ -269,6 +319,10 @@ def test_a_person_connects_configures_syncs_and_disconnects_a_tenant(
         expect(line.get_by_role("cell").nth(0)).to_have_text("success")
         expect(line.get_by_role("cell").nth(1)).to_have_text(str(rows))
     shoot(page, artifacts, "11-synced")
+    # The webhook from the Connect form got one signed delivery per table, with the same rows.
+    delivered = deliveries(receiver, len(expected))
+    assert {(table, rows) for table, rows in expected.items()} <= {(d["table"], d["rows"]) for d in delivered}
+    assert {d["tenant"] for d in delivered} == {TENANT_ID}
 
     # The tenant list shows the synced tenant: its frequency by label, tables, last sync.
     frame.get_by_role("link", name="← All tenants").click()
@@ -278,6 +332,15 @@ def test_a_person_connects_configures_syncs_and_disconnects_a_tenant(
     expect(line).to_contain_text("1 hour")
     expect(line.get_by_role("cell").nth(5)).to_have_text(str(rows_total))
     shoot(page, artifacts, "12-tenant-list-synced")
+    # Airflow in dark mode (it follows the system's scheme): the page follows Airflow's own mode.
+    page.emulate_media(color_scheme="dark")
+    expect(page.locator("html")).to_have_class(re.compile(r"\bdark\b"))
+    expect(frame.locator("html")).to_have_attribute("data-theme", "dark")
+    assert is_dark(frame.locator("body").evaluate("b => getComputedStyle(b).backgroundColor"))
+    shoot(page, artifacts, "12c-dark")
+    page.emulate_media(color_scheme="light")
+    expect(frame.locator("html")).to_have_attribute("data-theme", "light")
+    assert not is_dark(frame.locator("body").evaluate("b => getComputedStyle(b).backgroundColor"))
     line.get_by_role("link", name=TENANT_ID, exact=True).click()
     expect_buttons(frame, ["Configure", "Sync", "Disconnect"])
 
@@ -289,6 +352,19 @@ def test_a_person_connects_configures_syncs_and_disconnects_a_tenant(
     success = runs.get_by_role("row").filter(has_text=str(rows_total))
     expect(success.first).to_contain_text("success")
     shoot(page, artifacts, "12b-history")
+
+    # Sync one table only: the run exports that table and nothing else.
+    frame.get_by_role("button", name="Sync", exact=True).click()
+    frame.get_by_role("group", name="Tables to sync").get_by_label(PAGE_1_TABLE, exact=True).check()
+    shoot(page, artifacts, "12d-sync-some")
+    frame.get_by_role("button", name="Start sync").click()
+    only = expected[PAGE_1_TABLE]
+    expect(card.get_by_text(re.compile(rf"^Synced 1 table\(s\): {only} rows"))).to_be_visible(
+        timeout=RUN_TIMEOUT_MS
+    )
+    expect(outcome.get_by_role("rowheader")).to_have_text([PAGE_1_TABLE])
+    later = deliveries(receiver, len(delivered) + 1)[len(delivered) :]
+    assert {"table": PAGE_1_TABLE, "rows": only} in [{"table": d["table"], "rows": d["rows"]} for d in later]
 
     # Configure again: prefilled with what was saved.
     frame.get_by_role("button", name="Configure", exact=True).click()
@@ -311,19 +387,40 @@ def test_a_person_connects_configures_syncs_and_disconnects_a_tenant(
     expect(frame.get_by_role("region", name="Configuration")).to_contain_text("Disconnected")
     shoot(page, artifacts, "14-disconnected")
 
-    # Connect again starts afresh: nothing of the old connection is left to prefill.
+    expect(frame.get_by_role("region", name="Configuration")).to_contain_text(f"gs://{BUCKET}/{PREFIX}/")
+
+    # Connect again: the form is prefilled from the last connection; the signing secret was not kept.
     frame.get_by_role("button", name="Connect", exact=True).click()
     expect(frame.get_by_role("heading", name=f"Connect {TENANT_ID}")).to_be_visible()
-    expect(frame.get_by_label("Bucket")).to_have_value("")
-    expect(frame.get_by_role("button", name="Save and connect")).to_be_visible()
+    expect(frame.get_by_test_id("prefilled-note")).to_contain_text("Prefilled from its last connection")
+    expect(frame.get_by_label("Redshift connection")).to_have_value(DEFAULT_REDSHIFT_CONN_ID)
+    expect(frame.get_by_label("GCP connection")).to_have_value(DEFAULT_GCP_CONN_ID)
+    expect(frame.get_by_label("Bucket")).to_have_value(BUCKET)
+    expect(frame.get_by_label("Prefix")).to_have_value(PREFIX)
+    expect(frame.get_by_label("Webhook URL")).to_have_value(receiver.url_for("/hook"))
+    expect(frame.get_by_label("Webhook id")).to_have_value(WEBHOOK_ID)
+    secret = frame.get_by_label("Signing secret")
+    expect(secret).to_have_value("")
+    frame.get_by_role("button", name="Save and connect").click()
+    expect(secret).to_have_attribute("aria-invalid", "true")
+    expect(frame.get_by_text("This webhook was signed: give its secret again, or remove it.")).to_be_visible()
+    shoot(page, artifacts, "15-reconnect-form")
+
+    # A Connect that fails shows the run's exact error, and the tenant stays disconnected.
+    secret.fill(WEBHOOK_SECRET)
+    frame.get_by_label("Bucket").fill(MISSING_BUCKET)
+    frame.get_by_role("button", name="Save and connect").click()
+    failure = card.get_by_role("alert").filter(has_text="Connect failed")
+    expect(failure).to_contain_text(MISSING_BUCKET, timeout=RUN_TIMEOUT_MS)
+    expect_buttons(frame, ["Connect"])
+    shoot(page, artifacts, "16-reconnect-failed")
     assert violations == []
 
     # A link out of the page (sandboxed iframe: no target=_top) opens the run in Airflow itself.
-    frame.get_by_role("button", name="Cancel").click()
     card.get_by_role("link", name="open in Airflow").click()
-    page.wait_for_url(re.compile(rf"/dags/{DISCONNECT_DAG_ID}/runs/"))
-    expect(page.get_by_text("Success", exact=True).first).to_be_visible()
-    shoot(page, artifacts, "15-run-in-airflow")
+    page.wait_for_url(re.compile(rf"/dags/{CONNECT_DAG_ID}/runs/"))
+    expect(page.get_by_text("Failed", exact=True).first).to_be_visible()
+    shoot(page, artifacts, "17-run-in-airflow")
 
     # A session that ends while the page is open: the banner says so, and its link leaves the iframe.
     page.go_back()  # the page again, on its tenant list: the disconnected tenant has no next sync
@@ -335,6 +432,6 @@ def test_a_person_connects_configures_syncs_and_disconnects_a_tenant(
     line.get_by_role("link", name=TENANT_ID, exact=True).click()
     banner = frame.get_by_role("alert").filter(has_text="Your Airflow session has expired")
     expect(banner).to_be_visible()
-    shoot(page, artifacts, "16-session-expired")
+    shoot(page, artifacts, "18-session-expired")
     banner.get_by_role("link", name="log in again").click()
     page.wait_for_url(lambda url: "/plugin/" not in url)

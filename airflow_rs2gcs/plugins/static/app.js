@@ -563,14 +563,18 @@ function renderSummary(ctx) {
   const e = tenant.entry;
   const card = h("section", { class: "card", "aria-labelledby": "summary-title" }, h("h3", { id: "summary-title" }, "Configuration"));
   if (e && tenant.status === "disconnected") {
-    // Disconnect keeps only source, status and disconnected_at: say so instead of a column of "—"
+    // Disconnect keeps only where the tenant was connected: say so instead of a column of "—"
+    const was = e.last_connection || {};
+    const place = was.bucket ? `gs://${was.bucket}/${was.prefix ? `${was.prefix}/` : ""}` : "GCS";
     card.append(
       h(
         "p",
         { class: "muted" },
         "Disconnected",
         e.disconnected_at ? [" ", timeEl(e.disconnected_at)] : null,
-        ": its configuration and sync DAG were deleted; the data already exported stays in GCS. Connect it to start over.",
+        ": its configuration and sync DAG were deleted; the data already exported stays in ",
+        h("code", {}, place),
+        was.bucket ? ". Connect it to start over: the form is prefilled from its last connection." : ". Connect it to start over.",
       ),
     );
     clear(ctx.summary).append(card);
@@ -862,7 +866,7 @@ async function followRun(ctx, action, { dag_id: dagId, run_id: runId }, onState 
         clear(outcome).append(
           h(
             "div",
-            { class: "alert alert-error" },
+            { class: "alert alert-error", role: "alert" },
             h("strong", {}, `${ACTION_LABEL[action]} failed`),
             h("pre", { class: "error-text" }, run.error || `The run ended in state ${run.state}; its log in Airflow says why.`),
           ),
@@ -942,15 +946,18 @@ function renderRunTables(slot, tables) {
 function connectForm(ctx) {
   const meta = state.meta;
   const e = ctx.tenant.entry || {};
-  // a disconnected tenant's entry keeps no connection or bucket: it connects afresh, like a new one
+  // a disconnected tenant connects afresh, like a new one, prefilled from its last connection
+  // (connection ids, bucket, prefix, webhooks; secrets were not kept)
   const reconnect = Boolean(ctx.tenant.entry) && ctx.tenant.status !== "disconnected";
+  const was = ctx.tenant.status === "disconnected" ? e.last_connection || null : null;
+  const shown = was || e;
   const configured = ctx.tenant.status === "configured";
   const errors = new FieldErrors();
   const rs = selectField({
     label: "Redshift connection",
     name: "redshift_conn_id",
     options: meta.connections?.redshift || [],
-    value: e.redshift_conn_id,
+    value: shown.redshift_conn_id,
     placeholder: "Choose…",
     hint: (meta.connections?.redshift || []).length
       ? "An Airflow connection of type Redshift."
@@ -961,15 +968,15 @@ function connectForm(ctx) {
     label: "GCP connection",
     name: "gcp_conn_id",
     options: meta.connections?.gcp || [],
-    value: e.gcp_conn_id,
+    value: shown.gcp_conn_id,
     placeholder: "Choose…",
     hint: (meta.connections?.gcp || []).length
       ? "An Airflow connection of type Google Cloud."
       : "No Google Cloud connection exists in Airflow yet: add one under Admin → Connections.",
     errors,
   });
-  const bucket = textField({ label: "Bucket", name: "bucket", value: e.bucket, placeholder: "my-exports", hint: "The GCS bucket name, without gs://.", errors });
-  const prefix = textField({ label: "Prefix", name: "prefix", value: e.prefix, placeholder: "(optional) e.g. redshift/prod", hint: "Folder inside the bucket; optional.", errors });
+  const bucket = textField({ label: "Bucket", name: "bucket", value: shown.bucket, placeholder: "my-exports", hint: "The GCS bucket name, without gs://.", errors });
+  const prefix = textField({ label: "Prefix", name: "prefix", value: shown.prefix, placeholder: "(optional) e.g. redshift/prod", hint: "Folder inside the bucket; optional.", errors });
   const confirm = confirmField(
     "confirm_output_change",
     "Confirm the output change: objects already written stay where they are, and the next syncs start over at the new place.",
@@ -998,7 +1005,7 @@ function connectForm(ctx) {
       label: "Signing secret",
       name: `webhooks.${index}.secret`,
       type: "password",
-      placeholder: hasSecret ? "unchanged" : "optional",
+      placeholder: hasSecret ? "unchanged" : w.signed ? "was signed: give it again" : "optional",
       errors,
       attrs: { autocomplete: "new-password" },
     });
@@ -1026,7 +1033,8 @@ function connectForm(ctx) {
     rowsEl.append(row.el);
     return row;
   }
-  for (const w of e.webhooks || []) addRow(w);
+  for (const w of shown.webhooks || []) addRow(w);
+  if (was && (was.webhooks || []).length) webhooksDirty = true; // nothing is stored: send them
   const addHook = h(
     "button",
     {
@@ -1046,6 +1054,15 @@ function connectForm(ctx) {
     { class: "card stack", novalidate: true, "aria-labelledby": "connect-title" },
     h("h3", { id: "connect-title" }, reconnect ? `Reconnect ${ctx.tenantId}` : `Connect ${ctx.tenantId}`),
     errors.summary,
+    was
+      ? h(
+          "p",
+          { class: "hint", "data-testid": "prefilled-note" },
+          "Prefilled from its last connection",
+          e.disconnected_at ? [" (disconnected ", timeEl(e.disconnected_at), ")"] : null,
+          ". Signing secrets were not kept.",
+        )
+      : null,
     h("div", { class: "form-grid" }, rs.el, gcp.el, bucket.el, prefix.el),
     h(
       "fieldset",
@@ -1085,6 +1102,8 @@ function connectForm(ctx) {
         // write-only secret: left empty, the stored one is kept by sending back its mask
         if (r.secret.value) w.secret = r.secret.value;
         else if (r.stored.secret) w.secret = r.stored.secret; // "***"
+        else if (r.stored.signed && !r.stored.secret_conn_id)
+          local[`webhooks.${rows.indexOf(r)}.secret`] = "This webhook was signed: give its secret again, or remove it.";
         // keep what the form does not edit (secret_conn_id, registration_url) from the stored record
         for (const k of ["secret_conn_id", "registration_url"]) if (r.stored[k]) w[k] = r.stored[k];
         r.sentIndex = i;

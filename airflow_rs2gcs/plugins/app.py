@@ -21,7 +21,7 @@ STATIC_DIR = Path(__file__).parent / "static"
 API_PREFIX = "/api/v1"
 # The page loads only its own files and talks only to its own origin; no inline script or style, no
 # eval; framed only by Airflow's own pages (same origin). Its links out are followed from Airflow's
-# document (see app.js), so no navigate-to or frame rule is needed for them.
+# document (see static/links.js), so no navigate-to or frame rule is needed for them.
 CONTENT_SECURITY_POLICY = "default-src 'self'; img-src 'self' data:; frame-ancestors 'self'"
 _MEDIA_TYPES = {".js": "text/javascript", ".css": "text/css", ".html": "text/html", ".svg": "image/svg+xml"}
 
@@ -48,7 +48,7 @@ def index() -> FileResponse:
 
 @page_router.get("/static/{name}", include_in_schema=False)
 def static(name: str) -> FileResponse:
-    """One of the page's files (``app.js``, ``app.css`` ...)."""
+    """One of the page's files (``app.js`` and its modules, ``app.css`` ...)."""
     path = static_file(name)
     return FileResponse(path, media_type=_MEDIA_TYPES.get(path.suffix), headers={"Cache-Control": "no-cache"})
 

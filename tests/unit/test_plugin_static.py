@@ -20,7 +20,6 @@ import pytest
 
 STATIC = Path(__file__).resolve().parents[2] / "airflow_rs2gcs" / "plugins" / "static"
 INDEX = STATIC / "index.html"
-APP_JS = STATIC / "app.js"
 APP_CSS = STATIC / "app.css"
 
 # The contract's endpoints under api/v1/ (docs: the plugin contract between the API and the page).
@@ -66,7 +65,53 @@ def html() -> _Collector:
 
 @pytest.fixture(scope="module")
 def js() -> str:
-    return APP_JS.read_text(encoding="utf-8")
+    """Every module of the page, as one text: the rules hold for all of them."""
+    return "\n".join(path.read_text(encoding="utf-8") for path in sorted(STATIC.glob("*.js")))
+
+
+IMPORT = re.compile(r"""^import \{[^}]*\} from "([^"]+)";$""", re.MULTILINE)
+
+
+def test_js_modules_are_flat_relative_and_all_reached_from_app_js() -> None:
+    # The plugin serves static/<name> only (no sub-paths): modules import each other as "./<name>.js".
+    reached, todo = set(), ["app.js"]
+    while todo:
+        name = todo.pop()
+        if name in reached:
+            continue
+        reached.add(name)
+        for target in IMPORT.findall((STATIC / name).read_text(encoding="utf-8")):
+            assert re.fullmatch(r"\./[a-z]+\.js", target), f"{name} imports {target!r}: use ./<name>.js"
+            assert (STATIC / target[2:]).is_file(), f"{name} imports {target}, which does not exist"
+            todo.append(target[2:])
+    modules = {path.name for path in STATIC.glob("*.js")}
+    assert reached == modules, f"modules app.js never loads: {sorted(modules - reached)}"
+
+
+EXPORT = re.compile(r"^export (?:async function|function|class|const|let) ([A-Za-z_$][\w$]*)", re.MULTILINE)
+
+
+def _code_only(source: str) -> str:
+    """The source without comments and quoted strings (template literals stay: they hold code)."""
+    source = re.sub(r"//[^\n]*", "", source)
+    return re.sub(r""""(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*'""", '""', source)
+
+
+def test_js_modules_import_every_name_they_use_from_another() -> None:
+    # A missing import is a ReferenceError only when that line runs in a browser: catch it here.
+    sources = {path.name: path.read_text(encoding="utf-8") for path in STATIC.glob("*.js")}
+    owner = {name: module for module, text in sources.items() for name in EXPORT.findall(text)}
+    for module, text in sources.items():
+        imported = {
+            n.strip() for names in re.findall(r"^import \{([^}]*)\}", text, re.M) for n in names.split(",")
+        }
+        code = _code_only(IMPORT.sub("", text))
+        used = {
+            n
+            for n, m in owner.items()
+            if m != module and re.search(rf"(?<![\w$.]){re.escape(n)}(?![\w$])", code)
+        }
+        assert used <= imported, f"{module} uses {sorted(used - imported)} without importing them"
 
 
 def _absolute_literals(source: str) -> set[str]:
@@ -81,8 +126,8 @@ def _is_absolute(url: str) -> bool:
     )
 
 
-def test_the_three_files_exist() -> None:
-    for path in (INDEX, APP_JS, APP_CSS):
+def test_the_page_its_entry_module_and_stylesheet_exist() -> None:
+    for path in (INDEX, STATIC / "app.js", APP_CSS):
         assert path.is_file(), f"{path} is missing"
 
 

@@ -164,9 +164,6 @@ class AirflowServices:
     :param username: the admin user created in the simple auth manager (the password is random,
         see :attr:`password`).
     :param start_timeout: seconds for the metadata DB migration and for the services to be healthy.
-    :param local_settings: the text of an ``airflow_local_settings.py`` (cluster policies, e.g. a
-        ``task_policy``), written to ``<home>/config/`` before any process starts; Airflow puts that
-        folder on ``sys.path`` in every process.
 
     Attributes: ``home`` (:class:`AirflowHome`; ``home.run(...)`` runs the CLI against the same
     metadata DB), ``api`` (:class:`AirflowApi`), ``base_url``, ``username``, ``password``, ``port``,
@@ -183,7 +180,6 @@ class AirflowServices:
         parse_interval: int = 5,
         username: str = "admin",
         start_timeout: float = 300.0,
-        local_settings: str | None = None,
     ) -> None:
         self.stack = stack
         self.username = username
@@ -198,7 +194,6 @@ class AirflowServices:
         self._dags_folder = dags_folder
         self._parallelism = parallelism
         self._parse_interval = parse_interval
-        self._local_settings = local_settings
         self.home: AirflowHome | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------------
@@ -216,9 +211,6 @@ class AirflowServices:
             self._create_database()
             self.port = free_port()
             self.home = AirflowHome(self._environment(), dags_folder=self._dags_folder)
-            if self._local_settings is not None:
-                (self.home.path / "config").mkdir(exist_ok=True)
-                (self.home.path / "config" / "airflow_local_settings.py").write_text(self._local_settings)
             self._write_password_file()
             self.home.run("db", "migrate", timeout=self.start_timeout)
             self._start_api_server()

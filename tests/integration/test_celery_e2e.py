@@ -120,8 +120,14 @@ def process_identity(pid: int) -> tuple[int, str] | None:
 
 
 @pytest.fixture(scope="module")
-def watch() -> Iterator[ProcessWatch]:
+def redis_installed() -> None:
+    """Checked before the session's stack starts, so a skip costs nothing."""
     redis_or_skip()
+
+
+@pytest.fixture(scope="module")
+def watch(redis_installed, stack) -> Iterator[ProcessWatch]:
+    """Started once the session's stack runs: its processes are not this module's."""
     watcher = ProcessWatch()
     watcher.start()
     yield watcher
@@ -129,7 +135,7 @@ def watch() -> Iterator[ProcessWatch]:
 
 
 @pytest.fixture(scope="module")
-def celery(stack, watch) -> Iterator[CeleryServices]:
+def celery(watch, stack) -> Iterator[CeleryServices]:
     """Redis and the Celery stack for the whole module (the last test stops them itself)."""
     with (
         LocalRedis() as redis,

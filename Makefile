@@ -1,7 +1,8 @@
 # Two commands do all set-up on a fresh machine with Python 3.11+:
 #   make demo        runs the main job end to end on the embedded local stack
 #   make test        runs the test suite: tests/unit and tests/integration (what CI runs); its
-#                    set-up also installs Chromium for the browser test when missing (apt-get, root)
+#                    set-up also installs, when missing (apt-get, root), Chromium for the browser
+#                    test and redis-server (the Celery broker) for the Celery test
 # and the inner loop:
 #   make test-unit   runs tests/unit only (no processes, no network, under a minute)
 PYTHON ?= python3
@@ -38,7 +39,22 @@ $(CHROMIUM):
 demo: $(STAMP)
 	$(BIN)/python -m rs2gcs_devstack.demo
 
-test: $(STAMP) $(CHROMIUM)
+# The Celery test (tests/integration/test_celery_e2e.py) runs Debian's redis-server as its broker; the
+# same rule as Chromium: installed by set-up when missing, the test skips without it (fails in CI).
+# No Recommends: redis-tools is not needed, the test talks to the server through the redis client.
+REDIS_SERVER := /usr/bin/redis-server
+REDIS_PACKAGES := redis-server
+
+$(REDIS_SERVER):
+	@if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		echo "installing $(REDIS_PACKAGES) with apt-get (for the Celery test)"; \
+		$(APT_GET) update && $(APT_GET) install -y --no-install-recommends $(REDIS_PACKAGES) \
+			|| echo "warning: apt-get could not install $(REDIS_PACKAGES): the Celery test will skip (fail in CI)"; \
+	else \
+		echo "note: $(REDIS_SERVER) is missing and apt-get as root is not available: the Celery test will skip (fail in CI)"; \
+	fi
+
+test: $(STAMP) $(CHROMIUM) $(REDIS_SERVER)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-unit: $(STAMP)

@@ -361,6 +361,12 @@ class AirflowServices:
             return run
         raise RunDidNotSucceed(self._run_report(dag_id, run_id, run["state"], timeout))
 
+    def run_report(self, dag_id: str, run_id: str) -> str:
+        """Where a run stands, for a failure message: task states, logs of the tasks that did not
+        succeed, the scheduler log's tail."""
+        run = self._api.get(f"dags/{_q(dag_id)}/dagRuns/{_q(run_id)}")
+        return self._run_report(dag_id, run_id, run["state"], 0)
+
     def _run_report(self, dag_id: str, run_id: str, state: str, timeout: float) -> str:
         """Why a run did not succeed: task states, logs of the ones that did not, the scheduler's tail."""
         headline = f"{dag_id} run {run_id}: state {state}" + (

@@ -6,6 +6,10 @@ the YAML parses, every service has an image or a build, every Airflow service ru
 provider-only image built from the Dockerfile, the base file is a deployment's stack with no stand-in
 in it, the overlay adds the stand-ins and their connections, the settings all Airflow processes must
 share agree once merged, and dependencies point at services that exist.
+
+The Airflow settings live in one file, ``airflow.env``, read by every Airflow service (``env_file``)
+and by the Celery test's stack on this machine (``rs2gcs_devstack.celery_stack``, which replaces only
+the values that name a compose host): the checks below keep the two from drifting apart.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from rs2gcs_devstack.celery_stack import ADDRESS_SETTINGS, SETTINGS_FILE, compose_settings, read_env_file
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BASE_FILE = "docker-compose.yaml"
@@ -51,6 +56,19 @@ SHARED_SETTINGS = [
 
 def _services(name: str) -> dict:
     return yaml.safe_load(Path(REPO_ROOT, name).read_text())["services"]
+
+
+def _env_files(service: dict) -> list[str]:
+    files = service.get("env_file", [])
+    return [files] if isinstance(files, str) else list(files)
+
+
+def _environment(service: dict) -> dict:
+    """What the container gets: its ``env_file`` lines, then ``environment`` (which wins, as in Compose)."""
+    env: dict = {}
+    for name in _env_files(service):
+        env.update(read_env_file(REPO_ROOT / name))
+    return {**env, **service.get("environment", {})}
 
 
 def _merge(into: dict, service: dict) -> dict:
@@ -120,21 +138,21 @@ def test_the_base_file_is_a_deployment_with_no_stand_in(base):
     assert not STAND_INS & set(base)
     assert "rs2gcs_devstack" not in Path(REPO_ROOT, BASE_FILE).read_text()
     for name in AIRFLOW_SERVICES:
-        assert not set(LOCAL_CONNECTION_SETTINGS) & set(base[name]["environment"]), name
+        assert not set(LOCAL_CONNECTION_SETTINGS) & set(_environment(base[name])), name
 
 
 def test_the_overlay_adds_the_stand_ins_and_connects_every_airflow_service(local, services):
     assert set(local) >= STAND_INS
     for name in AIRFLOW_SERVICES:
-        env = services[name]["environment"]
+        env = _environment(services[name])
         assert all(env.get(key) for key in LOCAL_CONNECTION_SETTINGS), name
 
 
 def test_settings_every_airflow_service_must_share_agree(services):
-    reference = services["airflow-scheduler"]["environment"]
+    reference = _environment(services["airflow-scheduler"])
     assert reference["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
     for name in [*AIRFLOW_SERVICES, "rs2gcs-demo"]:
-        env = services[name]["environment"]
+        env = _environment(services[name])
         for key in SHARED_SETTINGS:
             assert env.get(key) == reference[key], f"{name}: {key}"
 
@@ -198,7 +216,7 @@ def test_the_stand_ins_run_the_devstack_image_and_modules_that_exist(local):
 
 
 def test_the_stand_ins_match_the_connections(services):
-    env = services["airflow-scheduler"]["environment"]
+    env = _environment(services["airflow-scheduler"])
     redshift = json.loads(env["AIRFLOW_CONN_RS2GCS_REDSHIFT"])
     shim = services["redshift"]
     assert shim["entrypoint"][-1] == "rs2gcs_devstack.shim"
@@ -216,3 +234,51 @@ def test_the_stand_ins_match_the_connections(services):
     demo = services["rs2gcs-demo"]
     assert "@redshift-db:5432/" in demo["environment"]["RS2GCS_DEMO_SOURCE_DSN"]
     assert {"redshift-db", "fake-gcs", "airflow-init"} <= set(demo["depends_on"])
+
+
+# -- one settings file for compose and the Celery test --------------------------------------------------
+def test_every_airflow_service_takes_its_settings_from_the_one_file(base, services):
+    settings = read_env_file(REPO_ROOT / SETTINGS_FILE)
+    assert settings, f"{SETTINGS_FILE} is empty"
+    for name in [*AIRFLOW_SERVICES, "rs2gcs-demo"]:
+        assert _env_files(services[name]) == [SETTINGS_FILE], name
+        # A setting repeated in `environment` would win over the file there, and not in the test.
+        assert not set(settings) & set(services[name].get("environment", {})), name
+    for name in set(base) - set(AIRFLOW_SERVICES):
+        assert not _env_files(base[name]), f"{name} is not an Airflow service"
+
+
+def test_the_celery_test_runs_the_same_file_changing_only_the_addresses(base):
+    """The stack of tests/integration/test_celery_e2e.py reads this file (compose_settings) and swaps
+    exactly ADDRESS_SETTINGS for loopback: those must be every setting that names a compose service,
+    so no other setting can point the test somewhere compose does not go, or the reverse."""
+    settings = compose_settings(REPO_ROOT)
+    assert settings == read_env_file(REPO_ROOT / SETTINGS_FILE)
+    hosts = re.compile(rf"(?<![\w-])({'|'.join(map(re.escape, base))})(?![\w-])")
+    naming_a_host = {key for key, value in settings.items() if hosts.search(value)}
+    assert naming_a_host == ADDRESS_SETTINGS
+    metadata = base["metadata-db"]["environment"]
+    login = (
+        f"{metadata['POSTGRES_USER']}:{metadata['POSTGRES_PASSWORD']}@metadata-db/{metadata['POSTGRES_DB']}"
+    )
+    assert settings["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].endswith(login)
+    assert settings["AIRFLOW__CELERY__RESULT_BACKEND"].endswith(login)
+    assert (
+        settings["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://")
+        and "@redis:" in settings["AIRFLOW__CELERY__BROKER_URL"]
+    )
+    port = base["airflow-apiserver"]["ports"][0].split(":")[-1]
+    assert (
+        settings["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == f"http://airflow-apiserver:{port}/execution/"
+    )
+
+
+def test_the_settings_file_is_read_as_compose_reads_it(tmp_path):
+    good = tmp_path / "good.env"
+    good.write_text("# comment\n\nA=1\nB=x=y\nC=\n")
+    assert read_env_file(good) == {"A": "1", "B": "x=y", "C": ""}
+    for line in ('A="quoted"', "A=${INTERPOLATED}", "export A=1", "not a setting"):
+        bad = tmp_path / "bad.env"
+        bad.write_text(line + "\n")
+        with pytest.raises(ValueError, match="not a plain KEY=VALUE"):
+            read_env_file(bad)

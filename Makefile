@@ -10,7 +10,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-unit lint constraints bench bench-parse bench-plugin clean
+.PHONY: demo test test-unit lint constraints bench bench-parse bench-plugin bench-scale clean
 
 $(STAMP): pyproject.toml dev/pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -73,6 +73,11 @@ bench-parse: $(STAMP)
 # The widget API's latency: tenant list with 1000 tenants, a 100-relation catalog page (bench/README.md).
 bench-plugin: $(STAMP)
 	$(BIN)/python bench/plugin_bench.py $(BENCH_ARGS)
+
+# Capacity under the real scheduler: one task per table vs small tables grouped, then table syncs per
+# hour with the LocalExecutor and two Celery workers (bench/README.md, "Scale"; needs redis-server).
+bench-scale: $(STAMP) $(REDIS_SERVER)
+	$(BIN)/python bench/scale_bench.py $(BENCH_ARGS)
 
 # ruff lints and checks formatting everywhere; mypy type-checks the package (settings in pyproject.toml).
 lint: $(STAMP)

@@ -223,7 +223,13 @@ def test_random_tenant_configurations_give_one_dag_each_and_name_tenant_and_fiel
         event(expected["kind"])
         dag = dags.get(sync_dag_id(tenant_id))
         if expected["kind"] == "ready":
-            assert set(dag.task_ids) == {"plan", "sync_table", "summary"}, tenant_id
+            assert set(dag.task_ids) == {
+                "plan",
+                "small_table_groups",
+                "sync_table",
+                "sync_small_tables",
+                "summary",
+            }, tenant_id
         elif expected["kind"] == "invalid":
             assert dag.task_ids == ["invalid_configuration"], tenant_id
             logged = [m for m in factory_errors.messages if f"tenant {tenant_id!r}:" in m]

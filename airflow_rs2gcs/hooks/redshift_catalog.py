@@ -101,11 +101,12 @@ select "schema", "table", coalesce(estimated_visible_rows, tbl_rows)
 from svv_table_info
 where "schema" in ({schemas})
 """
-# PostgreSQL: reltuples is -1 until the first ANALYZE; then about 100 bytes a row of the heap's size
-# (rounding toward "large", the safe side: a large table only loses the sharing of a task).
+# PostgreSQL: reltuples is -1 until the first ANALYZE; the heap's size / 32 bytes (about the least a
+# row takes with its header and line pointer) stands in, so the estimate errs toward "large", the safe
+# side: a large table only loses the sharing of a task.
 _POSTGRES_ESTIMATES_SQL = """
 select n.nspname, c.relname,
-       case when c.reltuples >= 0 then c.reltuples::bigint else pg_relation_size(c.oid) / 100 end
+       case when c.reltuples >= 0 then c.reltuples::bigint else pg_relation_size(c.oid) / 32 end
 from pg_catalog.pg_class c
 join pg_catalog.pg_namespace n on n.oid = c.relnamespace
 where c.relkind in ('r', 'm') and n.nspname in ({schemas})

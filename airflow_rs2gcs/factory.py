@@ -92,9 +92,28 @@ def _doc(tenant: Tenant, frequency: str) -> str:
     )
 
 
+def may_group(tenant: Tenant) -> bool:
+    """Whether a run could group tables: grouping on, and two tables that may turn out small.
+
+    Decided at parse time from the entry alone (a custom query without ``expected_rows``, or one above
+    the threshold, is always large): a tenant that can never group gets no small-table tasks, which
+    keeps its DAG, and the parse of many such tenants, as small as before.
+    """
+    candidates = [
+        t
+        for t in tenant.tables
+        if (t.query is None and t.expected_rows is None)
+        or (t.expected_rows is not None and t.expected_rows <= tenant.small_table_rows)
+    ]
+    return tenant.group_small_tables and len(candidates) > 1
+
+
 def _grouping_doc(tenant: Tenant) -> str:
-    if not tenant.group_small_tables:
-        return "Each table is exported by a `sync_table` task of its own (`group_small_tables` is off)."
+    if not may_group(tenant):
+        return (
+            "Each table is exported by a `sync_table` task of its own (`group_small_tables` is off, or "
+            "fewer than two tables could be small)."
+        )
     return (
         f"Tables expected to hold at most {tenant.small_table_rows} rows share `sync_small_tables` tasks "
         f"(up to {MAX_GROUP_TABLES} tables each, {tenant.small_table_slots} at a time); larger ones, "
@@ -181,7 +200,7 @@ def _plan_tasks(
     """
     plan_id = uuid.uuid4().hex
     estimates: dict[str, int | None] = {}
-    if tenant.group_small_tables and len(planned) > 1:
+    if may_group(tenant) and len(planned) > 1:
         estimates = _hinted_estimates(tenant, planned)
         unhinted = [t["table"] for t in planned if t["table"] not in estimates]
         estimates |= catalog(tenant.redshift_conn_id, unhinted)
@@ -318,7 +337,7 @@ def build_sync_dag(tenant: Tenant) -> DAG:
         exports = [
             RedshiftTablesToGCSOperator.partial(task_id=TABLE_TASK_ID, **common).expand_kwargs(planned)
         ]
-        if tenant.group_small_tables:
+        if may_group(tenant):
             # Two mapped tasks, as Airflow reads pool_slots from the partial (it cannot be mapped), and
             # a second list to map over, as Airflow maps only over a task's return value.
             @task(task_id=SMALL_GROUPS_TASK_ID)

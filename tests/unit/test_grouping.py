@@ -124,3 +124,18 @@ def test_grouping_keys_are_validated_with_tenant_field_and_allowed(patch, field,
         parse_tenant("acme", {**ENTRY, **patch})
     message = str(info.value)
     assert message.startswith("tenant 'acme': ") and f"field {field!r}" in message and allowed in message
+
+
+def test_a_tenant_that_can_never_group_gets_no_small_table_tasks():
+    one = parse_tenant("acme", {**ENTRY, "tables": [{"name": "public.orders"}]})
+    queries = parse_tenant(
+        "acme",
+        {
+            **ENTRY,
+            "tables": [{"name": "q1", "query": "select 1 as x"}, {"name": "t", "expected_rows": 10**9}],
+        },
+    )
+    for tenant in (one, queries):
+        assert set(build_sync_dag(tenant).task_ids) == {"plan", "sync_table", "summary"}
+        plan = _plan_tasks(tenant, _plan_tables(tenant, {}, START, END), lambda *_: {"public.orders": 1})
+        assert plan["small"] == []

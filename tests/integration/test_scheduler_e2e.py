@@ -249,8 +249,11 @@ def create_pool_tables(stack) -> list[str]:
 
 
 def export_tasks(tis: list[dict]) -> list[dict]:
-    """The mapped export task instances: one per large table, one per group of small tables."""
-    return [ti for ti in tis if ti["task_id"] in ("sync_table", "sync_small_tables")]
+    """The mapped export task instances: one per large table, one per group of small tables.
+
+    An export task mapped over nothing is one skipped instance with map index -1: not an export.
+    """
+    return [ti for ti in tis if ti["task_id"] in ("sync_table", "sync_small_tables") and ti["map_index"] >= 0]
 
 
 def tables_named(tis: list[dict]) -> list[str]:

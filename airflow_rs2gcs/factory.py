@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,11 +21,12 @@ import pendulum
 from airflow.sdk import DAG, AssetAlias, Param, task
 
 from airflow_rs2gcs.engine.paths import interval_partition, manual_partition, table_root
+from airflow_rs2gcs.grouping import MAX_GROUP_TABLES, group_tables, task_label
 from airflow_rs2gcs.outcomes import table_outcomes, totals
 from airflow_rs2gcs.schedules import cron_for, timetable_for
 from airflow_rs2gcs.sql import select_table
 from airflow_rs2gcs.tenants import SOURCE, TENANT_ID_PATTERN, Tenant, TenantConfigError, parse_tenant
-from airflow_rs2gcs.transfers.redshift_to_gcs import RedshiftToGCSOperator
+from airflow_rs2gcs.transfers.redshift_tables_to_gcs import RedshiftTablesToGCSOperator
 from airflow_rs2gcs.webhooks import deliver
 
 log = logging.getLogger(__name__)
@@ -54,9 +56,15 @@ def redshift_pool(redshift_conn_id: str) -> str:
     return f"{REDSHIFT_POOL_PREFIX}{redshift_conn_id}"
 
 
-# Each mapped export is named in the UI by its table's folder (engine.paths.table_folder): the segment
-# of ``<prefix>/<tenant>/<folder>/dt=.../interval=...`` before the two partition segments.
-TABLE_MAP_INDEX_TEMPLATE = "{{ task.object_prefix.rsplit('/', 3)[1] }}"
+# The mapped export tasks: one task per large table, and tasks shared by groups of small tables.
+PLAN_TASK_ID = "plan"
+PLAN_XCOM_KEY = "plan"
+SMALL_GROUPS_TASK_ID = "small_table_groups"
+TABLE_TASK_ID = "sync_table"
+SMALL_TABLES_TASK_ID = "sync_small_tables"
+# Each mapped export is named in the UI by the folders (engine.paths.table_folder) of its tables:
+# ``public.orders``, or ``small: public.a, public.b +7`` (see grouping.task_label), set by the plan.
+TABLE_MAP_INDEX_TEMPLATE = "{{ task.tables_label }}"
 
 
 def tables_asset_alias(tenant_id: str) -> AssetAlias:
@@ -77,8 +85,38 @@ def _doc(tenant: Tenant, frequency: str) -> str:
         f" ({tenant.format})\n"
         f"* Redshift connection: `{tenant.redshift_conn_id}`, GCP connection: `{tenant.gcp_conn_id}`\n\n"
         f"| table | mode | cursor column | kind |\n|---|---|---|---|\n{tables}\n\n"
+        f"{_grouping_doc(tenant)}\n\n"
         "Trigger by hand with **full_refresh** to ignore incremental windows, and **tables** to sync "
         "only some tables."
+    )
+
+
+def may_group(tenant: Tenant) -> bool:
+    """Whether a run could group tables: grouping on, and two tables that may turn out small.
+
+    Decided at parse time from the entry alone (a custom query without ``expected_rows``, or one above
+    the threshold, is always large): a tenant that can never group gets no small-table tasks, which
+    keeps its DAG, and the parse of many such tenants, as small as before.
+    """
+    candidates = [
+        t
+        for t in tenant.tables
+        if (t.query is None and t.expected_rows is None)
+        or (t.expected_rows is not None and t.expected_rows <= tenant.small_table_rows)
+    ]
+    return tenant.group_small_tables and len(candidates) > 1
+
+
+def _grouping_doc(tenant: Tenant) -> str:
+    if not may_group(tenant):
+        return (
+            "Each table is exported by a `sync_table` task of its own (`group_small_tables` is off, or "
+            "fewer than two tables could be small)."
+        )
+    return (
+        f"Tables expected to hold at most {tenant.small_table_rows} rows share `sync_small_tables` tasks "
+        f"(up to {MAX_GROUP_TABLES} tables each, {tenant.small_table_slots} at a time); larger ones, "
+        "views and custom queries without `expected_rows` get a `sync_table` task each."
     )
 
 
@@ -111,6 +149,7 @@ def _plan_tables(
         partition = interval_partition(data_interval_start, data_interval_end)
     return [
         {
+            "table": t.name,
             "sql": _table_query(t),
             "object_prefix": f"{table_root(tenant.prefix, tenant.tenant_id, t.folder)}/{partition}",
             "incremental_column": None if full_refresh or t.mode != "incremental" else t.cursor_column,
@@ -121,15 +160,89 @@ def _plan_tables(
     ]
 
 
+def _hinted_estimates(tenant: Tenant, planned: list[dict[str, Any]]) -> dict[str, int | None]:
+    """Row estimates the tenant entry gives: ``expected_rows``, and custom queries without it (unknown)."""
+    specs = {t.name: t for t in tenant.tables}
+    hinted: dict[str, int | None] = {}
+    for entry in planned:
+        spec = specs[entry["table"]]
+        if spec.expected_rows is not None or spec.query is not None:
+            hinted[spec.name] = spec.expected_rows
+    return hinted
+
+
+def _catalog_estimates(redshift_conn_id: str, tables: list[str]) -> dict[str, int | None]:
+    """The catalog's row estimates; none (every table large) when the catalog cannot be read."""
+    if not tables:
+        return {}
+    from airflow_rs2gcs.hooks.redshift_catalog import RedshiftCatalogHook
+
+    try:
+        return RedshiftCatalogHook(redshift_conn_id=redshift_conn_id).row_estimates(tables)
+    except Exception:  # grouping only saves task start-ups: without estimates each table runs alone
+        log.warning("could not read row estimates; every table gets a task of its own", exc_info=True)
+        return {}
+
+
+def _task_kwargs(tables: list[dict[str, Any]], grouped: bool, plan_id: str) -> dict[str, Any]:
+    label = task_label([t["object_prefix"].rsplit("/", 3)[1] for t in tables], grouped)
+    return {"tables": tables, "tables_label": label, "plan_id": plan_id}
+
+
+def _plan_tasks(
+    tenant: Tenant, planned: list[dict[str, Any]], catalog: Any = _catalog_estimates
+) -> dict[str, Any]:
+    """The plan's output: every table (``tables``), and the export tasks' kwargs (``large``, ``small``).
+
+    ``catalog(redshift_conn_id, names)`` reads the row estimates of the tables that have no hint; it
+    is asked only when the tenant groups small tables and at least two tables are planned.
+    """
+    plan_id = uuid.uuid4().hex
+    estimates: dict[str, int | None] = {}
+    if may_group(tenant) and len(planned) > 1:
+        estimates = _hinted_estimates(tenant, planned)
+        unhinted = [t["table"] for t in planned if t["table"] not in estimates]
+        estimates |= catalog(tenant.redshift_conn_id, unhinted)
+    grouping = group_tables(planned, estimates, tenant.small_table_rows)
+    return {
+        "tables": planned,
+        "large": [_task_kwargs(group, False, plan_id) for group in grouping.large],
+        "small": [_task_kwargs(group, True, plan_id) for group in grouping.small],
+    }
+
+
+def _log_plan(tenant: Tenant, full: Mapping[str, Any]) -> None:
+    for kind in ("large", "small"):
+        for kwargs in full[kind]:
+            log.info("tenant %s: %s task: %s", tenant.tenant_id, kind, kwargs["tables_label"])
+
+
 def _iso(moment: Any) -> str | None:
     return moment.isoformat() if moment is not None else None
 
 
-def _summarise(
-    tenant: Tenant, planned: list[dict[str, Any]], ti: Any, start: Any, end: Any
-) -> dict[str, Any]:
+def _results_by_table(plan: Mapping[str, Any], ti: Any) -> dict[str, dict[str, Any]]:
+    """Table name -> its export's outcome, from every export task's return value (a list per task).
+
+    A failed task pushes the outcomes of its tables that succeeded; a table missing here failed.
+    """
+    found: dict[str, dict[str, Any]] = {}
+    for task_id, key in ((TABLE_TASK_ID, "large"), (SMALL_TABLES_TASK_ID, "small")):
+        for index in range(len(plan.get(key) or [])):
+            for outcome in ti.xcom_pull(task_ids=task_id, map_indexes=index) or []:
+                if isinstance(outcome, Mapping) and "table" in outcome:
+                    found[str(outcome["table"])] = dict(outcome)
+    return found
+
+
+def _summarise(tenant: Tenant, ti: Any, start: Any, end: Any) -> dict[str, Any]:
     """Collect each table's result, post the outcomes to the webhooks, fail the run if a table failed."""
-    results = [ti.xcom_pull(task_ids="sync_table", map_indexes=index) for index in range(len(planned))]
+    plan = ti.xcom_pull(task_ids=PLAN_TASK_ID, key=PLAN_XCOM_KEY)
+    if not isinstance(plan, Mapping):
+        raise RuntimeError(f"tenant {tenant.tenant_id!r}: the plan task made no plan; see its log")
+    planned = plan["tables"]
+    found = _results_by_table(plan, ti)
+    results = [found.get(entry["table"]) for entry in planned]
     outcomes = table_outcomes(tenant, planned, results, (_iso(start), _iso(end)))
     deliver(tenant.webhooks, tenant.tenant_id, outcomes)
     total = totals(outcomes)
@@ -140,7 +253,12 @@ def _summarise(
 
 
 def build_sync_dag(tenant: Tenant) -> DAG:
-    """The scheduled sync DAG of one ready tenant: plan -> one mapped export per table -> summary."""
+    """The scheduled sync DAG of one ready tenant: plan -> mapped exports -> summary.
+
+    Large tables get a ``sync_table`` task each; small ones share ``sync_small_tables`` tasks (unless the
+    tenant's ``group_small_tables`` is false), each holding ``small_table_slots`` slots of the pool
+    and exporting that many tables at once.
+    """
     frequency, redshift_conn_id = tenant.sync_frequency, tenant.redshift_conn_id
     if frequency is None or redshift_conn_id is None:  # a ready tenant has both
         raise ValueError(f"tenant {tenant.tenant_id!r} has no syncFrequency or redshift_conn_id")
@@ -181,40 +299,57 @@ def build_sync_dag(tenant: Tenant) -> DAG:
         },
     ) as dag:
 
-        @task
+        @task(task_id=PLAN_TASK_ID)
         def plan(
             params: dict[str, Any] | None = None,
             data_interval_start: Any = None,
             data_interval_end: Any = None,
             dag_run: Any = None,
+            ti: Any = None,
         ) -> list[dict[str, Any]]:
             run_after = getattr(dag_run, "run_after", None)
-            return _plan_tables(tenant, params or {}, data_interval_start, data_interval_end, run_after)
+            planned = _plan_tables(tenant, params or {}, data_interval_start, data_interval_end, run_after)
+            full = _plan_tasks(tenant, planned)
+            _log_plan(tenant, full)
+            ti.xcom_push(key=PLAN_XCOM_KEY, value=full)
+            return list(full["large"])
 
         @task(trigger_rule="all_done", retries=0)
         def summary(
-            planned: list[dict[str, Any]],
             ti: Any = None,
             data_interval_start: Any = None,
             data_interval_end: Any = None,
         ) -> dict[str, Any]:
-            return _summarise(tenant, planned, ti, data_interval_start, data_interval_end)
+            return _summarise(tenant, ti, data_interval_start, data_interval_end)
 
         planned = plan()
-        exports = RedshiftToGCSOperator.partial(
-            task_id="sync_table",
-            redshift_conn_id=redshift_conn_id,
-            gcp_conn_id=tenant.gcp_conn_id,
-            bucket=tenant.bucket,
-            export_format=tenant.format,
-            single_node_cluster=tenant.single_node_cluster,
-            pool=redshift_pool(redshift_conn_id),
-            outlets=[tables_asset_alias(tenant.tenant_id)],
-            map_index_template=TABLE_MAP_INDEX_TEMPLATE,
-        ).expand_kwargs(planned)
-        # Airflow types a task's call with its function's parameters: it cannot say that an XComArg
-        # stands for the list it resolves to at run time.
-        exports >> summary(planned)  # type: ignore[arg-type]
+        common: dict[str, Any] = {
+            "redshift_conn_id": redshift_conn_id,
+            "gcp_conn_id": tenant.gcp_conn_id,
+            "bucket": tenant.bucket,
+            "export_format": tenant.format,
+            "single_node_cluster": tenant.single_node_cluster,
+            "pool": redshift_pool(redshift_conn_id),
+            "outlets": [tables_asset_alias(tenant.tenant_id)],
+            "map_index_template": TABLE_MAP_INDEX_TEMPLATE,
+        }
+        exports = [
+            RedshiftTablesToGCSOperator.partial(task_id=TABLE_TASK_ID, **common).expand_kwargs(planned)
+        ]
+        if may_group(tenant):
+            # Two mapped tasks, as Airflow reads pool_slots from the partial (it cannot be mapped), and
+            # a second list to map over, as Airflow maps only over a task's return value.
+            @task(task_id=SMALL_GROUPS_TASK_ID)
+            def small_table_groups(ti: Any = None) -> list[dict[str, Any]]:
+                return list(ti.xcom_pull(task_ids=PLAN_TASK_ID, key=PLAN_XCOM_KEY)["small"])
+
+            groups = small_table_groups()
+            planned >> groups
+            small = RedshiftTablesToGCSOperator.partial(
+                task_id=SMALL_TABLES_TASK_ID, pool_slots=tenant.small_table_slots, **common
+            ).expand_kwargs(groups)
+            exports.append(small)
+        exports >> summary()
     return dag
 
 

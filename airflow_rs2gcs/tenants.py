@@ -42,6 +42,20 @@ FORMATS: tuple[str, ...] = get_args(Format)
 Mode = Literal["full", "incremental"]
 
 
+# Grouping small tables (airflow_rs2gcs.grouping): the defaults and bounds of the tenant keys.
+DEFAULT_SMALL_TABLE_ROWS = 100_000
+DEFAULT_SMALL_TABLE_SLOTS = 2
+MAX_SMALL_TABLE_SLOTS = 16
+MAX_ROWS_SETTING = 10**15
+
+
+def _check_count(value: Any, low: int, high: int) -> int:
+    """``value`` as a whole number in ``[low, high]``; JSON true/false and "10" are refused."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{value!r} is not allowed; allowed: a whole number from {low} to {high}")
+    return value
+
+
 class TenantConfigError(ValueError):
     """A tenant entry that does not satisfy the contract; ``problems`` holds (field, message) pairs."""
 
@@ -68,6 +82,9 @@ class TableSpec(_Strict):
     :param cursor_column: the column an incremental table is windowed on.
     :param fetch_method: how rows are read: ``auto`` (default: the fast path, or the driver's public
         API when the installed driver lacks what the fast path needs), ``wire`` or ``driver``.
+    :param expected_rows: optional hint of the rows a run exports, used instead of the catalog's
+        estimate to decide whether the table may share a sync task with other small tables; a custom
+        query without it counts as large (see :mod:`airflow_rs2gcs.grouping`).
     """
 
     name: str
@@ -75,6 +92,14 @@ class TableSpec(_Strict):
     mode: Mode = "full"
     cursor_column: str | None = None
     fetch_method: FetchMethod = "auto"
+    expected_rows: int | None = None
+
+    @field_validator("expected_rows", mode="before")
+    @classmethod
+    def _check_expected_rows(cls, value: Any) -> Any:
+        if value is not None:
+            _check_count(value, 0, MAX_ROWS_SETTING)
+        return value
 
     @field_validator("name")
     @classmethod
@@ -197,6 +222,9 @@ class Tenant(_Strict):
     webhooks: tuple[Webhook, ...] = ()
     catchup: bool = False
     single_node_cluster: bool = False
+    group_small_tables: bool = True
+    small_table_rows: int = DEFAULT_SMALL_TABLE_ROWS
+    small_table_slots: int = DEFAULT_SMALL_TABLE_SLOTS
     owner: str = "rs2gcs"
     connected_at: str | None = None
     configured_at: str | None = None
@@ -214,6 +242,24 @@ class Tenant(_Strict):
                 "starting with a letter or digit"
             )
         return value
+
+    @field_validator("group_small_tables", mode="before")
+    @classmethod
+    def _check_group_small_tables(cls, value: Any) -> Any:
+        if not isinstance(value, bool):
+            raise ValueError(f"{value!r} is not allowed; allowed: true or false")
+        return value
+
+    @field_validator("small_table_rows", mode="before")
+    @classmethod
+    def _check_small_table_rows(cls, value: Any) -> Any:
+        return _check_count(value, 0, MAX_ROWS_SETTING)
+
+    @field_validator("small_table_slots", mode="before")
+    @classmethod
+    def _check_small_table_slots(cls, value: Any) -> Any:
+        # A task that holds more slots than its pool has is never scheduled: keep this within the pool.
+        return _check_count(value, 1, MAX_SMALL_TABLE_SLOTS)
 
     @field_validator("source")
     @classmethod

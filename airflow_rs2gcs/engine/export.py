@@ -94,11 +94,13 @@ def run_export(
     settings: ExportSettings,
     data_interval: tuple[str | None, str | None],
     manifest_extra: dict[str, Any] | None = None,
+    table: str | None = None,
 ) -> ExportResult:
     """Stream ``sql`` into ``gs://bucket/object_prefix/part-*`` and publish its manifest last.
 
     An empty result still gets one data file with the schema and no rows (Parquet: schema only; CSV:
-    the header; JSON Lines: an empty file) and a manifest with 0 rows.
+    the header; JSON Lines: an empty file) and a manifest with 0 rows. ``table``, when given, starts
+    every progress line (several exports may share one task log).
     """
     retract_manifest(gcs_hook, bucket, object_prefix)
     s = settings
@@ -106,7 +108,7 @@ def run_export(
     with tempfile.TemporaryDirectory(prefix="rs2gcs-") as workdir:
         export = _Export(gcs_hook, bucket, object_prefix, settings, workdir)
         try:
-            export.stream(reader, Progress(f"gs://{bucket}/{object_prefix}"))
+            export.stream(reader, Progress(f"gs://{bucket}/{object_prefix}", table=table))
             objects = export.uploader.wait()
         except BaseException:
             export.abort()
@@ -123,7 +125,8 @@ def run_export(
     )
     name = publish_manifest(gcs_hook, bucket, object_prefix, manifest)
     log.info(
-        "published gs://%s/%s: %d rows in %d object(s), %d bytes (read through the %s path)",
+        "%spublished gs://%s/%s: %d rows in %d object(s), %d bytes (read through the %s path)",
+        f"{table}: " if table else "",
         bucket,
         name,
         manifest["rows"],

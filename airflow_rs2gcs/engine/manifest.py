@@ -96,3 +96,15 @@ def publish_manifest(gcs_hook: Any, bucket: str, object_prefix: str, manifest: d
         if orphans:
             log.info("deleted %d object(s) of an earlier try: %s", len(orphans), ", ".join(orphans))
     return name
+
+
+def read_manifest(gcs_hook: Any, bucket: str, object_prefix: str) -> dict[str, Any] | None:
+    """The published manifest of ``object_prefix``, or ``None`` when the folder has none (not complete)."""
+    from google.api_core.exceptions import NotFound
+
+    try:
+        body = gcs_hook.download(bucket_name=bucket, object_name=manifest_object_name(object_prefix))
+    except NotFound:
+        return None
+    manifest = json.loads(body)
+    return manifest if isinstance(manifest, dict) else None

@@ -17,12 +17,19 @@ class Progress:
     :param label: what is being exported (e.g. the object prefix), repeated in every line.
     :param every: seconds between lines.
     :param clock: a monotonic clock (tests pass a fake one).
+    :param table: the table's name, put first on every line: a task exporting several tables at
+        once interleaves their lines.
     """
 
     def __init__(
-        self, label: str, every: float = PROGRESS_EVERY_SECONDS, clock: Callable[[], float] = time.monotonic
+        self,
+        label: str,
+        every: float = PROGRESS_EVERY_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+        table: str | None = None,
     ) -> None:
         self.label = label
+        self.prefix = f"{table}: " if table else ""
         self.every = every
         self.clock = clock
         self.started = self.last = clock()
@@ -45,7 +52,8 @@ class Progress:
     def _log(self, what: str) -> None:
         elapsed = max(self.clock() - self.started, 1e-9)
         log.info(
-            "%s %s: %d rows, %.1f MB in %.1fs (%.0f rows/s, %.1f MB/s), %d file(s) written",
+            "%s%s %s: %d rows, %.1f MB in %.1fs (%.0f rows/s, %.1f MB/s), %d file(s) written",
+            self.prefix,
             what,
             self.label,
             self.rows,

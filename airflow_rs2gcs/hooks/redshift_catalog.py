@@ -10,6 +10,11 @@ Each relation prints as ``tables`` accepts it (:func:`airflow_rs2gcs.identifiers
 The widget page browses the same listing one page at a time (:meth:`RedshiftCatalogHook.relations_page`),
 filtered by a search text (ILIKE on schema or name) and a kind, resumed from an opaque page token that
 holds the last ``(schema, name)`` seen; :meth:`RedshiftCatalogHook.columns` feeds its cursor-column picker.
+
+Row estimates (:meth:`RedshiftCatalogHook.row_estimates`, for grouping small tables into one sync task)
+are the one place where the two dialects differ: Redshift keeps them in ``svv_table_info`` (a table it
+does not list there is empty), PostgreSQL (the local stack) in ``pg_class.reltuples``, which is ``-1``
+until the table is first analysed; the size on disk then stands in. Views have no estimate.
 """
 
 from __future__ import annotations
@@ -81,6 +86,62 @@ join pg_catalog.pg_namespace n on n.oid = c.relnamespace
 where c.relkind in {RELATION_KINDS} and n.nspname = %s and c.relname = %s
   and has_schema_privilege(n.nspname, 'USAGE')
 """
+
+# Relation kind per (schema, name) for the schemas asked about: only tables have a row estimate.
+_KINDS_IN_SCHEMAS_SQL = """
+select n.nspname, c.relname, c.relkind
+from pg_catalog.pg_class c
+join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+where c.relkind in {relation_kinds} and n.nspname in ({schemas})
+"""
+# Redshift: svv_table_info is not joined with pg_class, since Redshift refuses queries that mix
+# leader-node catalog tables with the system views computed on the compute nodes.
+_REDSHIFT_ESTIMATES_SQL = """
+select "schema", "table", coalesce(estimated_visible_rows, tbl_rows)
+from svv_table_info
+where "schema" in ({schemas})
+"""
+# PostgreSQL: reltuples is -1 until the first ANALYZE; the heap's size / 32 bytes (about the least a
+# row takes with its header and line pointer) stands in, so the estimate errs toward "large", the safe
+# side: a large table only loses the sharing of a task.
+_POSTGRES_ESTIMATES_SQL = """
+select n.nspname, c.relname,
+       case when c.reltuples >= 0 then c.reltuples::bigint else pg_relation_size(c.oid) / 32 end
+from pg_catalog.pg_class c
+join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+where c.relkind in ('r', 'm') and n.nspname in ({schemas})
+"""
+_TABLE_KINDS = frozenset({"r", "m"})
+
+
+def is_redshift_version(version: str) -> bool:
+    """Whether ``select version()`` came from Redshift (it names itself after a PostgreSQL 8.0.2 banner)."""
+    return "redshift" in version.lower()
+
+
+def estimates_from_rows(
+    wanted: dict[tuple[str, str], str],
+    kinds: dict[tuple[str, str], str],
+    rows: dict[tuple[str, str], int | None],
+    missing_table_is_empty: bool,
+) -> dict[str, int | None]:
+    """Table name -> estimated rows (``None``: unknown) from the catalog's answers.
+
+    :param wanted: ``(schema, name)`` -> the table's name as the tenant spells it.
+    :param kinds: ``(schema, name)`` -> relkind of the relations that exist.
+    :param rows: ``(schema, name)`` -> the catalog's estimate.
+    :param missing_table_is_empty: Redshift's ``svv_table_info`` leaves empty tables out.
+    """
+    estimates: dict[str, int | None] = {}
+    for key, name in wanted.items():
+        kind = kinds.get(key)
+        if kind not in _TABLE_KINDS:
+            estimates[name] = None  # a view, a foreign table, or nothing readable by that name
+        elif key in rows and rows[key] is not None:
+            estimates[name] = max(int(rows[key] or 0), 0)
+        else:
+            estimates[name] = 0 if missing_table_is_empty else None
+    return estimates
 
 
 @dataclass(frozen=True)
@@ -257,3 +318,35 @@ class RedshiftCatalogHook(RedshiftSQLHook):
         finally:
             connection.rollback()
             connection.close()
+
+    def is_redshift(self) -> bool:
+        """Whether the server is Redshift; the local stack is PostgreSQL behind the Redshift driver."""
+        return is_redshift_version(self.server_version())
+
+    def row_estimates(self, tables: list[str]) -> dict[str, int | None]:
+        """Table name (as ``tables`` spells it) -> the catalog's estimated row count, ``None`` if unknown.
+
+        Three short catalog queries on one connection, whatever the number of tables.
+        """
+        wanted = {split_table_name(name): name for name in tables}
+        if not wanted:
+            return {}
+        schemas = sorted({schema for schema, _ in wanted})
+        placeholders = ", ".join(["%s"] * len(schemas))
+        connection = self.get_conn()
+        try:
+            cursor = connection.cursor()
+            cursor.execute("select version()")
+            redshift = is_redshift_version(str((cursor.fetchone() or ("",))[0]))
+            cursor.execute(
+                _KINDS_IN_SCHEMAS_SQL.format(relation_kinds=RELATION_KINDS, schemas=placeholders), schemas
+            )
+            kinds = {(str(s), str(n)): str(k) for s, n, k in cursor.fetchall()}
+            sql = _REDSHIFT_ESTIMATES_SQL if redshift else _POSTGRES_ESTIMATES_SQL
+            cursor.execute(sql.format(schemas=placeholders), schemas)
+            rows = {(str(s), str(n)): (None if r is None else int(r)) for s, n, r in cursor.fetchall()}
+            cursor.close()
+        finally:
+            connection.rollback()
+            connection.close()
+        return estimates_from_rows(wanted, kinds, rows, missing_table_is_empty=redshift)

@@ -3,7 +3,8 @@
 Every function takes a SQLAlchemy session and a fixed number of queries, whatever the number of
 tenants: the tenant list asks for the last runs of one page of tenants in one grouped query, their
 summaries in one more, and their next runs in a third. A sync run's numbers are its ``summary`` task's
-return value (tables, rows, bytes, objects); a table's are its mapped ``sync_table`` return value.
+return value (tables, rows, bytes, objects); a table's are in the return value of the mapped export
+task that exported it (``sync_table``: one large table; ``sync_small_tables``: a group of small ones).
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ from sqlalchemy.orm import Session
 
 SUMMARY_TASK_ID = "summary"
 TABLE_TASK_ID = "sync_table"
+SMALL_TABLES_TASK_ID = "sync_small_tables"
+EXPORT_TASK_IDS = (TABLE_TASK_ID, SMALL_TABLES_TASK_ID)
 PLAN_TASK_ID = "plan"
+PLAN_XCOM_KEY = "plan"
 RETURN_VALUE = "return_value"
 
 
@@ -105,16 +109,23 @@ def find_run(session: Session, dag_id: str, run_id: str) -> tuple[RunRow, dict[s
 
 
 def return_values(
-    session: Session, run_pks: Iterable[int], task_id: str, map_index: int | None = -1
+    session: Session,
+    run_pks: Iterable[int],
+    task_id: str,
+    map_index: int | None = -1,
+    key: str = RETURN_VALUE,
 ) -> dict[tuple[int, int], Any]:
-    """``(run pk, map index) -> return value`` of ``task_id`` in those runs (``map_index=None``: all)."""
+    """``(run pk, map index) -> XCom`` of ``task_id`` in those runs (``map_index=None``: all).
+
+    ``key`` picks the XCom: the return value by default.
+    """
     from airflow.models.xcom import XComModel
 
     pks = sorted(set(run_pks))
     if not pks:
         return {}
     query = select(XComModel.dag_run_id, XComModel.map_index, XComModel.value).where(
-        XComModel.dag_run_id.in_(pks), XComModel.task_id == task_id, XComModel.key == RETURN_VALUE
+        XComModel.dag_run_id.in_(pks), XComModel.task_id == task_id, XComModel.key == key
     )
     if map_index is not None:
         query = query.where(XComModel.map_index == map_index)

@@ -18,7 +18,10 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from airflow_rs2gcs.plugins.history import (
+    EXPORT_TASK_IDS,
     PLAN_TASK_ID,
+    PLAN_XCOM_KEY,
+    SMALL_TABLES_TASK_ID,
     SUMMARY_TASK_ID,
     TABLE_TASK_ID,
     RunRow,
@@ -101,7 +104,7 @@ def sync_message(summary: Mapping[str, Any] | None) -> str | None:
 
 
 def _table_name(plan: Any, index: int, task: TaskRow, tenant_tables: Mapping[str, str]) -> str:
-    """The table a mapped ``sync_table`` exports: from the plan's object prefix, else its map label."""
+    """The table of an older run's ``sync_table`` (one per table): from the plan, else its label."""
     prefix = ""
     if isinstance(plan, list) and index < len(plan) and isinstance(plan[index], Mapping):
         prefix = str(plan[index].get("object_prefix") or "")
@@ -111,27 +114,59 @@ def _table_name(plan: Any, index: int, task: TaskRow, tenant_tables: Mapping[str
     return task.label or f"{TABLE_TASK_ID}[{index}]"
 
 
+def _line(table: str, status: str, result: Mapping[str, Any], bucket: str | None) -> dict[str, Any]:
+    manifest = result.get("manifest")
+    return {
+        "table": table,
+        "status": status,
+        "rows": result.get("rows"),
+        "bytes": result.get("bytes"),
+        "objects": result.get("objects"),
+        "manifest": f"gs://{result.get('bucket') or bucket}/{manifest}" if manifest else None,
+    }
+
+
+def _planned_names(full_plan: Any, task: TaskRow) -> list[str]:
+    """The tables the plan gave one export task (``[]`` when the plan is not readable)."""
+    kind = "small" if task.task_id == SMALL_TABLES_TASK_ID else "large"
+    groups = full_plan.get(kind) if isinstance(full_plan, Mapping) else None
+    if not isinstance(groups, list) or not 0 <= task.map_index < len(groups):
+        return []
+    return [str(t.get("table")) for t in groups[task.map_index].get("tables") or [] if isinstance(t, Mapping)]
+
+
+def _task_lines(task: TaskRow, result: Any, full_plan: Any, bucket: str | None) -> list[dict[str, Any]]:
+    """One line per table of an export task: a table with an outcome succeeded, even in a failed task."""
+    outcomes = {str(o["table"]): o for o in result if isinstance(o, Mapping) and "table" in o}
+    names = _planned_names(full_plan, task) or list(outcomes)
+    state = task.state or "scheduled"
+    return [
+        _line(name, "success" if name in outcomes else state, outcomes.get(name, {}), bucket)
+        for name in names
+    ]
+
+
 def table_progress(
     session: Session, run: RunRow, tasks: list[TaskRow], bucket: str | None, tenant_tables: Mapping[str, str]
 ) -> list[dict[str, Any]]:
-    """One line per mapped table export: state and, once done, rows, bytes, objects and manifest."""
+    """One line per table: state and, once exported, rows, bytes, objects and manifest.
+
+    Each export task's return value lists its tables' outcomes; runs from before small tables were
+    grouped have one ``sync_table`` per table whose return value is that table's outcome.
+    """
     plan = return_values(session, [run.pk], PLAN_TASK_ID).get((run.pk, -1))
-    results = return_values(session, [run.pk], TABLE_TASK_ID, map_index=None)
+    full_plan = return_values(session, [run.pk], PLAN_TASK_ID, key=PLAN_XCOM_KEY).get((run.pk, -1))
     lines = []
-    for task in sorted((t for t in tasks if t.task_id == TABLE_TASK_ID), key=lambda t: t.map_index):
-        result = results.get((run.pk, task.map_index))
-        result = result if isinstance(result, Mapping) else {}
-        manifest = result.get("manifest")
-        lines.append(
-            {
-                "table": _table_name(plan, task.map_index, task, tenant_tables),
-                "status": task.state or "scheduled",
-                "rows": result.get("rows"),
-                "bytes": result.get("bytes"),
-                "objects": result.get("objects"),
-                "manifest": f"gs://{result.get('bucket') or bucket}/{manifest}" if manifest else None,
-            }
-        )
+    for task_id in EXPORT_TASK_IDS:
+        results = return_values(session, [run.pk], task_id, map_index=None)
+        for task in sorted((t for t in tasks if t.task_id == task_id), key=lambda t: t.map_index):
+            result = results.get((run.pk, task.map_index))
+            if isinstance(result, list) or full_plan is not None:
+                lines += _task_lines(task, result if isinstance(result, list) else [], full_plan, bucket)
+            else:
+                table = _table_name(plan, task.map_index, task, tenant_tables)
+                old = result if isinstance(result, Mapping) else {}
+                lines.append(_line(table, task.state or "scheduled", old, bucket))
     return lines
 
 

@@ -114,23 +114,7 @@ class RedshiftToGCSOperator(BaseOperator):
         self.fetch_method = fetch_method if "{{" in fetch_method else check_fetch_method(fetch_method)
 
     def _query(self, context: Context) -> str:
-        if not self.incremental_column:
-            return self.sql
-        start, end = context.get("data_interval_start"), context.get("data_interval_end")
-        if start is None or end is None:
-            raise ValueError(
-                f"incremental export on {self.incremental_column!r} needs a data interval, and this run has "
-                "none; trigger it with a logical date or run it as a full refresh"
-            )
-        if start >= end:
-            # Unscheduled DAGs give manual runs a zero-length interval: the window would match no row.
-            raise ValueError(
-                f"incremental export on {self.incremental_column!r} needs a data interval of positive "
-                f"length, and this run's is [{start.isoformat()}, {end.isoformat()}); a DAG without a "
-                "schedule (a manual-only tenant) needs the interval given when triggered (REST API "
-                "data_interval_start/end), else give it a schedule or run it as a full refresh"
-            )
-        return windowed(self.sql, self.incremental_column, start, end)
+        return windowed_query(self.sql, self.incremental_column, context)
 
     def settings(self) -> ExportSettings:
         """The engine settings of this task."""
@@ -153,8 +137,7 @@ class RedshiftToGCSOperator(BaseOperator):
 
         object_prefix = check_object_prefix(self.object_prefix)
         sql = self._query(context)
-        start, end = context.get("data_interval_start"), context.get("data_interval_end")
-        interval = (start.isoformat() if start else None, end.isoformat() if end else None)
+        interval = run_interval(context)
         settings = self.settings()
         mode = f"incremental on {self.incremental_column}" if self.incremental_column else "full"
         self.log.info("exporting (%s) to gs://%s/%s as %s", mode, self.bucket, object_prefix, settings)
@@ -173,30 +156,65 @@ class RedshiftToGCSOperator(BaseOperator):
             )
         finally:
             connection.close()
-        outcome = {
-            **asdict(result),
-            "bucket": self.bucket,
-            "object_prefix": object_prefix,
-            "data_interval_start": interval[0],
-            "data_interval_end": interval[1],
-        }
-        self._emit_asset_events(context, outcome)
+        outcome = export_outcome(asdict(result), self.bucket, object_prefix, interval)
+        emit_asset_events(self.outlets, context, self.bucket, outcome)
         return outcome
 
-    def _emit_asset_events(self, context: Context, outcome: dict[str, Any]) -> None:
-        """Attach the outcome to Asset outlets, and emit this table's Asset through AssetAlias outlets."""
-        events = context.get("outlet_events")
-        if events is None:  # run outside a task runner (e.g. the benchmark)
-            return
-        uri = f"gs://{self.bucket}/{dataset_root(outcome['object_prefix'])}"
-        extra = {key: outcome[key] for key in ("rows", "bytes", "objects")}
-        extra |= {
-            "manifest": f"gs://{self.bucket}/{outcome['manifest']}",
-            "data_interval_start": outcome["data_interval_start"],
-            "data_interval_end": outcome["data_interval_end"],
-        }
-        for outlet in self.outlets:
-            if isinstance(outlet, AssetAlias):
-                events[outlet].add(Asset(uri), extra=extra)
-            elif isinstance(outlet, Asset):
-                events[outlet].extra.update(extra)
+
+def windowed_query(sql: str, incremental_column: str | None, context: Context) -> str:
+    """``sql`` itself, or (incremental) only its rows in the run's data interval."""
+    if not incremental_column:
+        return sql
+    start, end = context.get("data_interval_start"), context.get("data_interval_end")
+    if start is None or end is None:
+        raise ValueError(
+            f"incremental export on {incremental_column!r} needs a data interval, and this run has "
+            "none; trigger it with a logical date or run it as a full refresh"
+        )
+    if start >= end:
+        # Unscheduled DAGs give manual runs a zero-length interval: the window would match no row.
+        raise ValueError(
+            f"incremental export on {incremental_column!r} needs a data interval of positive "
+            f"length, and this run's is [{start.isoformat()}, {end.isoformat()}); a DAG without a "
+            "schedule (a manual-only tenant) needs the interval given when triggered (REST API "
+            "data_interval_start/end), else give it a schedule or run it as a full refresh"
+        )
+    return windowed(sql, incremental_column, start, end)
+
+
+def run_interval(context: Context) -> tuple[str | None, str | None]:
+    """The run's data interval as ISO strings (``None`` where the run has none)."""
+    start, end = context.get("data_interval_start"), context.get("data_interval_end")
+    return (start.isoformat() if start else None, end.isoformat() if end else None)
+
+
+def export_outcome(
+    result: dict[str, Any], bucket: str, object_prefix: str, interval: tuple[str | None, str | None]
+) -> dict[str, Any]:
+    """What a table's export task returns: rows, bytes, objects, manifest, where, which interval."""
+    return {
+        **result,
+        "bucket": bucket,
+        "object_prefix": object_prefix,
+        "data_interval_start": interval[0],
+        "data_interval_end": interval[1],
+    }
+
+
+def emit_asset_events(outlets: Sequence[Any], context: Context, bucket: str, outcome: dict[str, Any]) -> None:
+    """Attach the outcome to Asset outlets, and emit this table's Asset through AssetAlias outlets."""
+    events = context.get("outlet_events")
+    if events is None:  # run outside a task runner (e.g. the benchmark)
+        return
+    uri = f"gs://{bucket}/{dataset_root(outcome['object_prefix'])}"
+    extra = {key: outcome[key] for key in ("rows", "bytes", "objects")}
+    extra |= {
+        "manifest": f"gs://{bucket}/{outcome['manifest']}",
+        "data_interval_start": outcome["data_interval_start"],
+        "data_interval_end": outcome["data_interval_end"],
+    }
+    for outlet in outlets:
+        if isinstance(outlet, AssetAlias):
+            events[outlet].add(Asset(uri), extra=extra)
+        elif isinstance(outlet, Asset):
+            events[outlet].extra.update(extra)

@@ -7,9 +7,11 @@ back and compared with the source value by value.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import io
 import json
+import sqlite3
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -48,7 +50,13 @@ def synced(stack):
         tenants[TENANT_ID]["tables"][0]["fetch_method"] = "driver"  # customers: the plain driver path
         home.set_variable("rs2gcs_tenants", tenants)
         result = home.run("dags", "test", f"rs2gcs_sync__{TENANT_ID}", LOGICAL_DATE, timeout=900)
-        yield stack, result
+        with contextlib.closing(sqlite3.connect(home.path / "airflow.db")) as db:
+            labels = db.execute(
+                "select task_id, rendered_map_index, state from task_instance"
+                " where dag_id = ? and map_index >= 0",
+                (f"rs2gcs_sync__{TENANT_ID}",),
+            ).fetchall()
+        yield stack, result, labels
 
 
 @pytest.fixture
@@ -69,7 +77,7 @@ def _read_table(gcs, manifest: dict) -> pa.Table:
 
 
 def test_every_table_lands_with_a_manifest_and_source_row_counts(synced, gcs):
-    stack, _ = synced
+    stack, _, _ = synced
     for table, count_sql in [
         ("public.customers", "select count(*) from public.customers"),
         ("public.orders", "select count(*) from public.orders"),
@@ -85,7 +93,7 @@ def test_every_table_lands_with_a_manifest_and_source_row_counts(synced, gcs):
 
 
 def test_each_table_reads_through_the_path_it_chose(synced):
-    _, result = synced
+    _, result, _ = synced
     published = [line for line in result.stdout.splitlines() if "published gs://" in line]
     assert len(published) == 4, result.stdout[-3000:]
     for line in published:
@@ -129,3 +137,19 @@ def test_custom_query_table_and_schema(synced, gcs):
     assert manifest["rows"] == table.num_rows == 320
     assert manifest["source_query"].startswith("select order_date")
     assert manifest["data_interval"] == {"start": START.isoformat(), "end": END.isoformat()}
+
+
+def test_small_tables_share_a_task_named_by_its_tables(synced):
+    """customers (5,000 rows) and products (500) share one task; the custom query has one of its own."""
+    _, _, labels = synced
+    by_task: dict[str, list[str]] = {}
+    for task_id, label, state in labels:
+        assert state == "success", (task_id, label)
+        by_task.setdefault(task_id, []).append(label)
+    assert by_task["sync_small_tables"][0].startswith("small: public.customers, public.products")
+    assert "daily_revenue" in by_task["sync_table"]  # a custom query without expected_rows is large
+    named = [n for label in by_task["sync_table"] + by_task["sync_small_tables"] for n in label.split(", ")]
+    # orders (120,000 rows) is large once analysed, and may share a task before (size on disk / 32).
+    assert sorted(n.removeprefix("small: ") for n in named) == sorted(
+        ["public.customers", "public.products", "public.orders", "daily_revenue"]
+    )

@@ -277,3 +277,122 @@ def test_a_parquet_export_never_loads_arrows_compute_kernels(
     )
     assert probe.returncode == 0, probe.stderr[-3000:]
     assert f"compute kernels loaded: {loaded_kernels}" in probe.stdout
+
+
+# --- several small tables in one task (the sync DAG's sync_small_tables) ------------------------------------
+
+GROUP = ("public.rs2gcs_group_a", "public.rs2gcs_group_b", "public.rs2gcs_group_late")
+
+
+class TryOf:
+    """The task instance of one try as the operator sees it in its context: try number and pushed XComs."""
+
+    def __init__(self, try_number: int) -> None:
+        self.try_number = try_number
+        self.pushed: dict[str, object] = {}
+
+    def xcom_push(self, key: str, value: object) -> None:
+        self.pushed[key] = value
+
+
+def _group_operator(plan_id: str):
+    from airflow.sdk import DAG
+
+    from airflow_rs2gcs.transfers.redshift_tables_to_gcs import RedshiftTablesToGCSOperator
+
+    tables = [
+        {
+            "table": name,
+            "sql": f"SELECT * FROM {name}",
+            "object_prefix": f"group/{name}/dt=2026-03-01",
+            "incremental_column": None,
+            "fetch_method": "auto",
+        }
+        for name in GROUP
+    ]
+    with DAG(f"group_{plan_id}", schedule=None):
+        return RedshiftTablesToGCSOperator(
+            task_id="sync_small_tables",
+            tables=tables,
+            bucket=BUCKET,
+            redshift_conn_id="rs2gcs_redshift",
+            gcp_conn_id="rs2gcs_gcs",
+            plan_id=plan_id,
+            pool_slots=2,
+        )
+
+
+def _context(try_number: int) -> dict:
+    end = START + DAY
+    return {"data_interval_start": START, "data_interval_end": end, "ti": TryOf(try_number)}
+
+
+def _manifest_generation(gcs, name: str) -> int | None:
+    blob = gcs.get_conn().bucket(BUCKET).get_blob(f"group/{name}/dt=2026-03-01/_manifest.json")
+    return None if blob is None else int(blob.generation)
+
+
+def test_a_group_exports_every_table_keeps_the_others_when_one_fails_and_its_retry_redoes_only_that_one(
+    loaded, gcs
+):
+    from airflow_rs2gcs.transfers.redshift_tables_to_gcs import TablesFailed
+
+    pg = loaded.postgres
+    a, b, late = GROUP
+    pg.psql(
+        f"DROP TABLE IF EXISTS {late}; DROP TABLE IF EXISTS {a}; DROP TABLE IF EXISTS {b};"
+        f"CREATE TABLE {a} AS SELECT g AS id FROM generate_series(1, 10) g;"
+        f"CREATE TABLE {b} AS SELECT g AS id, md5(g::text) AS note FROM generate_series(1, 20) g;"
+        f'GRANT SELECT ON {a}, {b} TO "{pg.user}";',
+        database=pg.database,
+    )
+    # Try 1: the third table does not exist yet (as if dropped between plan and export).
+    first = _context(1)
+    with pytest.raises(TablesFailed, match=r"1 of 3 table\(s\) failed \(public\.rs2gcs_group_late: "):
+        _group_operator("plan-1").execute(first)  # type: ignore[arg-type]
+    kept = first["ti"].pushed["return_value"]
+    assert [(o["table"], o["rows"]) for o in kept] == [(a, 10), (b, 20)]
+    generations = {name: _manifest_generation(gcs, name) for name in GROUP}
+    assert generations[a] and generations[b] and generations[late] is None
+    assert manifest_of(gcs, f"group/{b}/dt=2026-03-01")["plan_id"] == "plan-1"
+
+    # Try 2 of the same plan: only the missing table is exported; the others are read from their manifests.
+    pg.psql(
+        f"CREATE TABLE {late} AS SELECT g AS id FROM generate_series(1, 5) g;"
+        f'GRANT SELECT ON {late} TO "{pg.user}";',
+        database=pg.database,
+    )
+    outcomes = _group_operator("plan-1").execute(_context(2))  # type: ignore[arg-type]
+    assert [(o["table"], o["rows"], o.get("kept", False)) for o in outcomes] == [
+        (a, 10, True),
+        (b, 20, True),
+        (late, 5, False),
+    ]
+    assert _manifest_generation(gcs, a) == generations[a] and _manifest_generation(gcs, b) == generations[b]
+    assert ids_in(gcs, manifest_of(gcs, f"group/{late}/dt=2026-03-01")) == [1, 2, 3, 4, 5]
+
+    # A new plan (a new run, or a cleared run) exports everything again.
+    again = _group_operator("plan-2").execute(_context(2))  # type: ignore[arg-type]
+    assert not any(o.get("kept") for o in again)
+    assert _manifest_generation(gcs, a) != generations[a]
+
+
+def test_row_estimates_come_from_the_catalog_and_views_are_unknown(loaded, stack_env):
+    from airflow_rs2gcs.hooks.redshift_catalog import RedshiftCatalogHook
+
+    pg = loaded.postgres
+    pg.psql(
+        "DROP VIEW IF EXISTS public.rs2gcs_estimate_view;"
+        f"CREATE VIEW public.rs2gcs_estimate_view AS SELECT * FROM {TABLE};"
+        f'GRANT SELECT ON public.rs2gcs_estimate_view TO "{pg.user}";',
+        database=pg.database,
+    )
+    hook = RedshiftCatalogHook(redshift_conn_id="rs2gcs_redshift")
+    assert hook.is_redshift() is False  # PostgreSQL behind the Redshift driver
+    names = [TABLE, "public.rs2gcs_estimate_view", "public.rs2gcs_no_such_table"]
+    before = hook.row_estimates(names)
+    # Before ANALYZE (if autovacuum has not run) the size on disk stands in: never below the real count.
+    assert before[TABLE] is not None and before[TABLE] >= ROWS
+    assert before["public.rs2gcs_estimate_view"] is None and before["public.rs2gcs_no_such_table"] is None
+    pg.psql(f"ANALYZE {TABLE};", database=pg.database)
+    assert hook.row_estimates([TABLE]) == {TABLE: ROWS + 2}

@@ -120,9 +120,13 @@ def test_triggered_sync_lands_every_table(stack, airflow, gcs):
         folder = f"{table_root(PREFIX, tenant_id, table.name)}/{partition}"
         manifest = check_landed(gcs, bucket, folder, count(stack, table.count_sql))
         assert manifest["rows"] > 0
-    mapped = [ti for ti in airflow.task_instances(dag_id, run["dag_run_id"]) if ti["task_id"] == "sync_table"]
-    assert sorted(ti["map_index"] for ti in mapped) == list(range(len(SAMPLE_TABLES)))
+    mapped = export_tasks(airflow.task_instances(dag_id, run["dag_run_id"]))
+    assert sorted(tables_named(mapped)) == sorted(t.name for t in SAMPLE_TABLES)
     assert {ti["pool"] for ti in mapped} == {redshift_pool(DEFAULT_REDSHIFT_CONN_ID)}
+    # customers (5,000 rows) and products (500) share a task holding 2 slots of the pool.
+    small = [ti for ti in mapped if ti["task_id"] == "sync_small_tables"]
+    assert small and small[0]["rendered_map_index"].startswith("small: public.customers, public.products")
+    assert {ti["pool_slots"] for ti in small} == {2}
 
 
 # --- b. a cron tenant runs by itself: never unpaused by hand --------------------------------------
@@ -244,6 +248,20 @@ def create_pool_tables(stack) -> list[str]:
     return names
 
 
+def export_tasks(tis: list[dict]) -> list[dict]:
+    """The mapped export task instances: one per large table, one per group of small tables.
+
+    An export task mapped over nothing is one skipped instance with map index -1: not an export.
+    """
+    return [ti for ti in tis if ti["task_id"] in ("sync_table", "sync_small_tables") and ti["map_index"] >= 0]
+
+
+def tables_named(tis: list[dict]) -> list[str]:
+    """The tables the export tasks' map-index names list (``orders``; ``small: a, b, c``)."""
+    labels = [ti["rendered_map_index"].removeprefix("small: ") for ti in tis]
+    return [name for label in labels for name in label.split(", ")]
+
+
 def max_running_tasks(tis: list[dict]) -> int:
     """The most task instances whose [start, end] overlapped, from Airflow's own records."""
     edges = sorted(
@@ -279,7 +297,7 @@ def test_pool_bounds_concurrent_exports_on_one_connection(stack, airflow, gcs, r
     finally:
         elapsed = time.monotonic() - started
         sampler.stop()
-    mapped = [ti for ti in airflow.task_instances(dag_id, run["dag_run_id"]) if ti["task_id"] == "sync_table"]
+    mapped = export_tasks(airflow.task_instances(dag_id, run["dag_run_id"]))
     figures = {
         "tables": len(tables),
         "pool_slots": POOL_SLOTS,
@@ -300,8 +318,12 @@ def test_pool_bounds_concurrent_exports_on_one_connection(stack, airflow, gcs, r
     # from its first query to its manifest); those inside DECLARE/FETCH are a subset.
     assert 1 < sampler.max_backends <= POOL_SLOTS, str(figures)
     assert sampler.max_exporting <= sampler.max_backends, str(figures)
-    assert len(mapped) == POOL_TABLES and {ti["pool"] for ti in mapped} == {pool}
-    assert max_running_tasks(mapped) <= POOL_SLOTS
+    # The 50 small tables share sync_small_tables tasks (at most 25 tables each) of 2 pool slots each.
+    # (A name lists the tables that fit in Airflow's 250 characters and counts the rest: "... +8".)
+    assert all(ti["rendered_map_index"].startswith("small: pooltest.t") for ti in mapped)
+    assert {ti["pool"] for ti in mapped} == {pool}
+    assert 2 <= len(mapped) < POOL_TABLES and {ti["task_id"] for ti in mapped} == {"sync_small_tables"}
+    assert max_running_tasks(mapped) * 2 <= POOL_SLOTS  # one group (2 slots) at a time in 3 slots
     partition = run_partition(run)
     manifests = [n for n in gcs.list(bucket, prefix=f"{PREFIX}/{tenant_id}/") if n.endswith(MANIFEST_NAME)]
     assert len(manifests) == POOL_TABLES

@@ -153,7 +153,13 @@ def test_tenants_example_is_a_ready_tenant_with_a_sync_dag():
     assert sorted(dags) == sorted(sync_dag_id(t) for t in tenants)
     acme = dags["rs2gcs_sync__acme"]
     assert "rs2gcs:invalid" not in acme.tags
-    assert {t.task_id for t in acme.tasks} == {"plan", "sync_table", "summary"}
+    assert {t.task_id for t in acme.tasks} == {
+        "plan",
+        "small_table_groups",
+        "sync_table",
+        "sync_small_tables",
+        "summary",
+    }
 
 
 def test_manifest_example_is_what_the_engine_writes():

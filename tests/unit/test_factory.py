@@ -35,7 +35,7 @@ def test_ready_tenant_gets_a_scheduled_unpaused_sync_dag():
     assert dag.is_paused_upon_creation is False and dag.catchup is False
     assert {"rs2gcs", "tenant:acme"} <= set(dag.tags)
     assert dag.default_args["owner"] == "rs2gcs"
-    assert {"plan", "sync_table", "summary"} == set(dag.task_ids)
+    assert {"plan", "small_table_groups", "sync_table", "sync_small_tables", "summary"} == set(dag.task_ids)
     for fragment in ["public.orders", "daily_revenue", "Europe/Berlin", "gs://acme-exports/redshift/acme/"]:
         assert fragment in dag.doc_md
     params = dag.params.dump()
@@ -82,6 +82,7 @@ def test_manual_tenant_has_no_schedule_and_plan_picks_tables():
     plan = _plan_tables(tenant, {"tables": ["public.orders"], "full_refresh": False}, start, end)
     assert plan == [
         {
+            "table": "public.orders",
             "sql": 'SELECT * FROM "public"."orders"',
             "object_prefix": "redshift/acme/public.orders/"
             "dt=2026-11-24/interval=20261124T070000Z_20261124T080000Z",

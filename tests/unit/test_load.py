@@ -80,7 +80,10 @@ def test_a_thousand_tenants_build_through_the_loader(monkeypatch):
     assert all(dags[f"{SYNC_DAG_PREFIX}{t}"].schedule is None for t in manual)
     scheduled = [t for t in expected_dag_ids(tenants) - {f"{SYNC_DAG_PREFIX}{t}" for t in invalid + manual}]
     assert len(scheduled) > 500
-    assert all(set(dags[d].task_ids) == {"plan", "sync_table", "summary"} for d in scheduled)
+    assert all(
+        set(dags[d].task_ids) == {"plan", "small_table_groups", "sync_table", "sync_small_tables", "summary"}
+        for d in scheduled
+    )
 
 
 def test_a_thousand_tenants_in_a_dagbag_of_the_dag_folder(monkeypatch):

@@ -349,3 +349,24 @@ def test_post_checks_state_and_form_then_triggers(signed_in):
     )
     assert text.status_code == 415
     assert [dag_id for dag_id, _ in signed_in.triggered] == ["rs2gcs_sync__acme"]  # type: ignore[attr-defined]
+
+
+def test_a_grouped_export_task_gives_one_run_page_line_per_table():
+    from airflow_rs2gcs.plugins.history import TaskRow
+    from airflow_rs2gcs.plugins.outcome import _task_lines
+
+    plan = {
+        "large": [{"tables": [{"table": "public.orders"}]}],
+        "small": [{"tables": [{"table": "public.a"}, {"table": "public.b"}, {"table": "public.c"}]}],
+    }
+    failed = TaskRow("sync_small_tables", 0, "failed", 3, "small: public.a, public.b, public.c")
+    kept = [{"table": "public.a", "rows": 3, "bytes": 10, "objects": 1, "manifest": "p/a/_manifest.json"}]
+    lines = _task_lines(failed, kept, plan, "bucket")
+    assert [(line["table"], line["status"], line["rows"]) for line in lines] == [
+        ("public.a", "success", 3),
+        ("public.b", "failed", None),
+        ("public.c", "failed", None),
+    ]
+    assert lines[0]["manifest"] == "gs://bucket/p/a/_manifest.json"
+    running = TaskRow("sync_table", 0, "running", 1, "public.orders")
+    assert [line["status"] for line in _task_lines(running, [], plan, "bucket")] == ["running"]

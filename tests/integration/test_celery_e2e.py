@@ -264,6 +264,9 @@ def tenant_entry(tenant_id: str, conn_id: str, tables: list[str]) -> dict[str, A
         "timezone": "UTC",
         "format": "parquet",
         "tables": [{"name": name} for name in tables],
+        # One task per table, so the pool's bound shows as task instances across the workers (grouped
+        # small tables hold several slots in one task: test_scheduler_e2e shows that under the pool).
+        "group_small_tables": False,
     }
 
 

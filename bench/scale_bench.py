@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import statistics
 import sys
 from collections.abc import Callable, Sequence
@@ -34,7 +35,7 @@ from rs2gcs_devstack.services import AirflowServices
 from rs2gcs_devstack.stack import DEFAULT_GCP_CONN_ID, DEFAULT_REDSHIFT_CONN_ID, LocalStack
 
 from airflow_rs2gcs.engine.paths import MANIFEST_NAME
-from airflow_rs2gcs.factory import redshift_pool, sync_dag_id
+from airflow_rs2gcs.factory import SMALL_TABLES_TASK_ID, TABLE_TASK_ID, redshift_pool, sync_dag_id
 
 VARIABLE = "rs2gcs_tenants"
 SCHEMA = "scale"
@@ -89,11 +90,11 @@ def shapes(args: argparse.Namespace) -> dict[str, list[str]]:
 
 
 def export_tasks(services: AirflowServices, dag_id: str, run_id: str) -> int:
-    """How many export task instances the run had (the plan, summary and skipped ones left out)."""
+    """How many export task instances the run had (one per large table, one per group of small ones)."""
     return sum(
         1
         for ti in services.task_instances(dag_id, run_id)
-        if ti["task_id"] not in ("plan", "summary") and ti["state"] == "success"
+        if ti["task_id"] in (TABLE_TASK_ID, SMALL_TABLES_TASK_ID) and ti["state"] == "success"
     )
 
 
@@ -106,10 +107,11 @@ def run_all(services: AirflowServices, tenant_ids: Sequence[str]) -> tuple[float
     return (ended - started).total_seconds(), runs
 
 
-def check_rows(stack: LocalStack, services: AirflowServices, prefix: str, expected_rows: int) -> None:
+def check_rows(stack: LocalStack, prefix: str, expected_rows: int) -> None:
     """Every table of the tenant under ``prefix`` has one manifest per run with the source's rows."""
     from airflow.providers.google.cloud.hooks.gcs import GCSHook
 
+    os.environ.update(stack.airflow_env())  # this process's hook reaches the local stack's GCS
     gcs = GCSHook(gcp_conn_id=DEFAULT_GCP_CONN_ID)
     manifests = [n for n in gcs.list(BUCKET, prefix=f"{prefix}/") if n.endswith(MANIFEST_NAME)]
     rows = {json.loads(gcs.download(BUCKET, n))["rows"] for n in manifests}
@@ -137,7 +139,7 @@ def speedups(services: AirflowServices, stack: LocalStack, args: argparse.Namesp
                 tasks[grouped] = export_tasks(services, sync_dag_id(ids[grouped]), run["dag_run_id"])
                 print(f"  {ids[grouped]} round {round_ + 1}: {seconds:.1f} s, {tasks[grouped]} export tasks")
         for grouped in ids:
-            check_rows(stack, services, f"bench/{ids[grouped]}", rows_of[shape])
+            check_rows(stack, f"bench/{ids[grouped]}", rows_of[shape])
         before, after = statistics.median(times[False]), statistics.median(times[True])
         lines.append(
             f"| {len(tables)} x {rows_of[shape]:,} rows | {before:.1f} s | {after:.1f} s | "
@@ -149,13 +151,14 @@ def speedups(services: AirflowServices, stack: LocalStack, args: argparse.Namesp
 def throughput(services: AirflowServices, stack: LocalStack, args: argparse.Namespace, label: str) -> str:
     """Part 2: ``--tenants-at-once`` grouped small tenants at once; table syncs per hour."""
     tables = shapes(args)["small"]
-    ids = [f"{label}_busy_{n}" for n in range(args.tenants_at_once)]
+    slug = "celery" if label.startswith("Celery") else "local"
+    ids = [f"{slug}_busy_{n}" for n in range(args.tenants_at_once)]
     add_tenants(services, {t: tenant(tables, f"bench/{t}", grouped=True) for t in ids})
     for tenant_id in ids:
         services.wait_for_dag(sync_dag_id(tenant_id))
     seconds, _ = run_all(services, ids)
     for tenant_id in ids:
-        check_rows(stack, services, f"bench/{tenant_id}", args.small_rows)
+        check_rows(stack, f"bench/{tenant_id}", args.small_rows)
     synced = len(ids) * len(tables)
     return (
         f"| {label} | {len(ids)} tenants x {len(tables)} tables at once | {seconds:.1f} s | "

@@ -330,9 +330,17 @@ class AirflowServices:
         self._api.patch(f"dags/{_q(dag_id)}", {"is_paused": paused})
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
-        """Every task instance of the run, mapped ones included."""
+        """Every task instance of the run, mapped ones included, page by page.
+
+        The API caps a page at ``[api] maximum_page_limit`` (100 by default) whatever ``limit`` asks.
+        """
         path = f"dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/taskInstances"
-        return self._api.get(path, params={"limit": 1000})["task_instances"]
+        found: list[dict[str, Any]] = []
+        while True:
+            page = self._api.get(path, params={"limit": 100, "offset": len(found)})
+            found.extend(page["task_instances"])
+            if not page["task_instances"] or len(found) >= page["total_entries"]:
+                return found
 
     def task_log(self, dag_id: str, run_id: str, ti: Mapping[str, Any]) -> str:
         """The log of a task instance's latest try, one line per record."""

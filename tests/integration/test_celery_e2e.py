@@ -8,9 +8,11 @@ docker-compose.yaml reads (:mod:`rs2gcs_devstack.celery_stack`). It shows:
 a. several tenants' sync DAGs succeed with table tasks run on both workers, exports exact value by
    value, and the per-connection pool (2 slots) bounds concurrent exports across both workers (4
    task slots between them), from Airflow's own start/end times;
-b. a worker SIGKILLed (its whole process tree) while a table streams out of "Redshift": the scheduler
-   finds the task without heartbeat, retries it on the other worker, and the interval ends exact
-   (no duplicate row, no object besides the manifest's);
+b. a worker SIGKILLed (its whole process tree) while a table streams out of "Redshift", inside a task
+   that exports a group of small tables one at a time: the scheduler finds the task without
+   heartbeat, retries it on the other worker, the retry keeps the table the killed try had already
+   published (its manifest untouched) and exports the other again, and the interval ends exact (no
+   duplicate row, no object besides the manifest's);
 c. every process the module started is gone once the stack is stopped.
 
 One stack for the module. Without redis-server it is skipped (make test installs it), except in CI
@@ -40,7 +42,13 @@ from rs2gcs_devstack.processes import pid_alive
 from rs2gcs_devstack.stack import DEFAULT_GCP_CONN_ID
 
 from airflow_rs2gcs.engine.paths import MANIFEST_NAME, table_root
-from airflow_rs2gcs.factory import SYNC_RETRY_DELAY, redshift_pool, sync_dag_id
+from airflow_rs2gcs.factory import (
+    SMALL_TABLES_TASK_ID,
+    SYNC_RETRY_DELAY,
+    TABLE_TASK_ID,
+    redshift_pool,
+    sync_dag_id,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -56,6 +64,7 @@ TABLE_ROWS = 20_000
 SHARED_CONN_ID, SHARED_ROLE = "rs2gcs_celery", "rs2gcs_celery"
 KILL_TENANT, KILL_CONN_ID, KILL_ROLE = "cel_killed", "rs2gcs_celery_kill", "rs2gcs_celery_kill"
 KILL_TABLE, KILL_ROWS = f"{SCHEMA}.big", 600_000
+KILL_DONE = f"{SCHEMA}.done_first"  # the group's first table: published before the kill, kept by the retry
 # A killed worker's task is found by the scheduler once its heartbeat is this old (300 s by default;
 # the task's supervisor heartbeats every 5 s or more often, so 20 s leaves a healthy task room).
 SETTINGS = {
@@ -188,7 +197,8 @@ def source(stack) -> None:
     )
     pg.psql(
         f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE; CREATE SCHEMA {SCHEMA};\n{creates}\n"
-        f"{table_sql(KILL_TABLE, KILL_ROWS)}\nSET password_encryption = 'md5';\n{roles}",
+        f"{table_sql(KILL_TABLE, KILL_ROWS)}\n{table_sql(KILL_DONE, TABLE_ROWS)}\n"
+        f"SET password_encryption = 'md5';\n{roles}",
         database=pg.database,
     )
 
@@ -284,7 +294,16 @@ def tenants(stack, celery, source) -> None:
     )
     celery.create_pool(redshift_pool(KILL_CONN_ID), 1, "rs2gcs: the Celery test's killed export")
     entries = {t: tenant_entry(t, SHARED_CONN_ID, tenant_tables(t)) for t in TENANTS}
-    entries[KILL_TENANT] = tenant_entry(KILL_TENANT, KILL_CONN_ID, [KILL_TABLE])
+    # One group task of both tables (the big one hinted small), exporting one at a time in its 1 slot.
+    entries[KILL_TENANT] = {
+        **tenant_entry(KILL_TENANT, KILL_CONN_ID, []),
+        "tables": [
+            {"name": KILL_DONE, "expected_rows": TABLE_ROWS},
+            {"name": KILL_TABLE, "expected_rows": 1},
+        ],
+        "group_small_tables": True,
+        "small_table_slots": 1,
+    }
     for tenant_id in entries:
         stack.gcs.create_bucket(bucket_of(tenant_id))
     celery.set_variable("rs2gcs_tenants", entries)
@@ -292,8 +311,16 @@ def tenants(stack, celery, source) -> None:
         celery.wait_for_dag(sync_dag_id(tenant_id))
 
 
-def table_tasks(celery: CeleryServices, dag_id: str, run_id: str) -> list[dict[str, Any]]:
-    return [ti for ti in celery.task_instances(dag_id, run_id) if ti["task_id"] == "sync_table"]
+def table_tasks(
+    celery: CeleryServices, dag_id: str, run_id: str, task_id: str = TABLE_TASK_ID
+) -> list[dict[str, Any]]:
+    return [ti for ti in celery.task_instances(dag_id, run_id) if ti["task_id"] == task_id]
+
+
+def manifest_generation(gcs, bucket: str, root: str) -> int | None:
+    """The GCS generation of the table folder's manifest (``None`` while there is none)."""
+    names = [n for n in gcs.list(bucket, prefix=f"{root}/") if n.endswith(f"/{MANIFEST_NAME}")]
+    return gcs.get_conn().bucket(bucket).get_blob(names[0]).generation if names else None
 
 
 def peak_overlap(tis: list[dict[str, Any]]) -> tuple[int, set[str]]:
@@ -375,27 +402,33 @@ def test_a_worker_killed_mid_export_is_retried_on_the_other_and_the_interval_is_
     run_id = celery.trigger(dag_id)["dag_run_id"]
     report = functools.partial(celery.run_report, dag_id, run_id)
 
+    bucket, done_root = bucket_of(KILL_TENANT), table_root(PREFIX, KILL_TENANT, KILL_DONE)
+
     def running_export() -> dict[str, Any] | None:
-        [ti] = table_tasks(celery, dag_id, run_id) or [None]
+        [ti] = table_tasks(celery, dag_id, run_id, SMALL_TABLES_TASK_ID) or [None]
         return ti if ti and ti["state"] == "running" and ti["hostname"] else None
 
-    ti = wait_until(running_export, 180, "the export running on a worker", report)
-    wait_until(lambda: fetching(stack, KILL_ROLE), 120, "the export's cursor open in PostgreSQL", report)
+    ti = wait_until(running_export, 180, "the group's export running on a worker", report)
+    # One slot: the first table is published before the big one starts, whose cursor is then the open one.
+    published = wait_until(
+        lambda: manifest_generation(gcs, bucket, done_root), 120, "the first table published", report
+    )
+    wait_until(lambda: fetching(stack, KILL_ROLE), 120, "the big table's cursor open in PostgreSQL", report)
     time.sleep(1)  # well inside the stream: rows fetched, encoded, the cursor still open
     assert fetching(stack, KILL_ROLE), "the export ended before the kill: make KILL_TABLE bigger"
     killed, survivor = ti["hostname"], next(w for w in WORKERS if w != ti["hostname"])
     killed_at, killed_wall = time.monotonic(), dt.datetime.now(dt.UTC)
     pids = celery.kill_worker(killed)
-    left = sorted(n for n in stack.gcs.list_objects(bucket_of(KILL_TENANT)))
+    left = sorted(n for n in stack.gcs.list_objects(bucket))
     print(f"\nkilled {killed} ({len(pids)} processes) mid-export; objects then: {left}")
 
     run = celery.wait_for_run(dag_id, run_id, timeout=300)
     print(f"the run succeeded {time.monotonic() - killed_at:.1f}s after the kill")
-    [retried] = table_tasks(celery, dag_id, run_id)
+    [retried] = table_tasks(celery, dag_id, run_id, SMALL_TABLES_TASK_ID)
     assert run["state"] == "success"
     assert (retried["try_number"], retried["hostname"]) == (2, survivor)
     tries = celery.api.get(
-        f"dags/{dag_id}/dagRuns/{run_id}/taskInstances/sync_table/{retried['map_index']}/tries"
+        f"dags/{dag_id}/dagRuns/{run_id}/taskInstances/{SMALL_TABLES_TASK_ID}/{retried['map_index']}/tries"
     )["task_instances"]
     first = next(t for t in tries if t["try_number"] == 1)
     assert first["hostname"] == killed and first["state"] != "success", first
@@ -408,9 +441,14 @@ def test_a_worker_killed_mid_export_is_retried_on_the_other_and_the_interval_is_
     )
     assert retried_at - failed_at >= SYNC_RETRY_DELAY, "the second try waited out the factory's retry delay"
 
-    exported = exported_table(stack, gcs, bucket_of(KILL_TENANT), table_root(PREFIX, KILL_TENANT, KILL_TABLE))
+    exported = exported_table(stack, gcs, bucket, table_root(PREFIX, KILL_TENANT, KILL_TABLE))
     assert exported.num_rows == KILL_ROWS
     assert_exact(stack, KILL_TABLE, exported)
+    # The retry kept what the killed try had published: the same manifest, not a second export.
+    assert manifest_generation(gcs, bucket, done_root) == published
+    kept = exported_table(stack, gcs, bucket, done_root)
+    assert kept.num_rows == TABLE_ROWS
+    assert_exact(stack, KILL_DONE, kept)
 
 
 # --- c. nothing outlives the stack --------------------------------------------------------------------

@@ -28,7 +28,8 @@ from hypothesis import strategies as st
 from rs2gcs_devstack.airflow_home import AirflowHome
 
 from airflow_rs2gcs.engine.paths import check_object_prefix, data_object_name, manifest_object_name
-from airflow_rs2gcs.factory import _plan_tables, build_dags, sync_dag_id
+from airflow_rs2gcs.factory import build_dags, sync_dag_id
+from airflow_rs2gcs.planning import plan_tables
 from airflow_rs2gcs.query_check import QueryNotAllowed, check_read_only_select
 from airflow_rs2gcs.sql import quote_table
 from airflow_rs2gcs.tenants import TableSpec, TenantConfigError, parse_tenant
@@ -599,7 +600,7 @@ def test_object_names_stay_under_prefix_and_tenant(tenant_id, prefix, table):
     event("accepted")
     assert tenant.tenant_id == tenant_id  # never normalised into another tenant's id
     root = expected_root(prefix.strip(), tenant_id)
-    planned = _plan_tables(tenant, {}, START, END) + _plan_tables(tenant, {}, None, None, run_after=END)
+    planned = plan_tables(tenant, {}, START, END) + plan_tables(tenant, {}, None, None, run_after=END)
     for table_plan in planned:
         object_prefix = check_object_prefix(table_plan["object_prefix"])
         names = [
@@ -645,7 +646,7 @@ def test_a_real_export_writes_only_under_prefix_and_tenant(source, stack_env):
         },
     )
     start, end = dt.datetime(2026, 11, 23, tzinfo=dt.UTC), dt.datetime(2026, 11, 24, tzinfo=dt.UTC)
-    for index, planned in enumerate(_plan_tables(tenant, {}, start, end)):
+    for index, planned in enumerate(plan_tables(tenant, {}, start, end)):
         RedshiftToGCSOperator(
             task_id=f"t{index}",
             bucket=bucket,

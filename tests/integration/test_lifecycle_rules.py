@@ -21,12 +21,13 @@ from werkzeug import Response
 
 from airflow_rs2gcs import store
 from airflow_rs2gcs.control_dags import ParamValue, build_control_dags
-from airflow_rs2gcs.factory import _plan_tables, build_dags
+from airflow_rs2gcs.factory import build_dags
 from airflow_rs2gcs.operators import configure, connect, disconnect, lifecycle
 from airflow_rs2gcs.operators.configure import ConfigureTenantOperator
 from airflow_rs2gcs.operators.connect import ActivateTenantOperator
 from airflow_rs2gcs.operators.disconnect import DeactivateTenantOperator
 from airflow_rs2gcs.operators.lifecycle import LifecycleError, checked_tenant_id, given_text
+from airflow_rs2gcs.planning import plan_tables
 from airflow_rs2gcs.tenants import Webhook, closest_ids, parse_tenant
 from airflow_rs2gcs.webhooks import delete_registration
 
@@ -474,6 +475,6 @@ def test_sync_dags_take_the_widget_source_and_refuse_any_other():
     source = dag.params.get_param("source")
     assert source.value == "redshift_to_gcs" and source.schema["enum"] == ["redshift_to_gcs"]
     tenant = parse_tenant("acme", CONFIGURED)
-    assert _plan_tables(tenant, {"source": "redshift_to_gcs"}, None, None)
+    assert plan_tables(tenant, {"source": "redshift_to_gcs"}, None, None)
     with pytest.raises(ValueError, match=r"param 'source' is 's3_to_gcs'; allowed: 'redshift_to_gcs'"):
-        _plan_tables(tenant, {"source": "s3_to_gcs"}, None, None)
+        plan_tables(tenant, {"source": "s3_to_gcs"}, None, None)

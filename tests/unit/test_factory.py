@@ -71,7 +71,7 @@ def test_broken_tenant_becomes_a_placeholder_and_never_hides_the_others(caplog):
 
 
 def test_manual_tenant_has_no_schedule_and_plan_picks_tables():
-    from airflow_rs2gcs.factory import _plan_tables
+    from airflow_rs2gcs.planning import plan_tables
     from airflow_rs2gcs.tenants import parse_tenant
 
     tenant = parse_tenant("acme", {**GOOD, "syncFrequency": "manual"})
@@ -79,7 +79,7 @@ def test_manual_tenant_has_no_schedule_and_plan_picks_tables():
     assert coerce_to_core_timetable(manual.timetable).can_be_scheduled is False
 
     start, end = dt.datetime(2026, 11, 24, 7, tzinfo=dt.UTC), dt.datetime(2026, 11, 24, 8, tzinfo=dt.UTC)
-    plan = _plan_tables(tenant, {"tables": ["public.orders"], "full_refresh": False}, start, end)
+    plan = plan_tables(tenant, {"tables": ["public.orders"], "full_refresh": False}, start, end)
     assert plan == [
         {
             "table": "public.orders",
@@ -90,8 +90,8 @@ def test_manual_tenant_has_no_schedule_and_plan_picks_tables():
             "fetch_method": "auto",
         }
     ]
-    full = _plan_tables(tenant, {"tables": None, "full_refresh": True}, start, end)
+    full = plan_tables(tenant, {"tables": None, "full_refresh": True}, start, end)
     assert [p["incremental_column"] for p in full] == [None, None, None]
     assert [p["fetch_method"] for p in full] == ["auto", "driver", "auto"]  # a table may choose its path
     with pytest.raises(ValueError, match="unknown tables"):
-        _plan_tables(tenant, {"tables": ["nope"]}, start, end)
+        plan_tables(tenant, {"tables": ["nope"]}, start, end)

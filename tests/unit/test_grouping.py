@@ -6,9 +6,10 @@ import datetime as dt
 
 import pytest
 
-from airflow_rs2gcs.factory import _plan_tables, _plan_tasks, build_sync_dag
+from airflow_rs2gcs.factory import build_sync_dag
 from airflow_rs2gcs.grouping import MAX_LABEL_CHARS, group_tables, task_label
 from airflow_rs2gcs.hooks.redshift_catalog import estimates_from_rows, is_redshift_version
+from airflow_rs2gcs.planning import plan_tables, plan_tasks
 from airflow_rs2gcs.tenants import TenantConfigError, parse_tenant
 
 ENTRY = {
@@ -77,7 +78,7 @@ def test_plan_groups_by_hints_and_catalog_and_asks_the_catalog_only_for_the_rest
         asked.append((conn_id, names))
         return {"public.big": 500_000, "public.a": 10, "public.b": 20, "public.c": None}
 
-    plan = _plan_tasks(tenant, _plan_tables(tenant, {}, START, END), catalog)
+    plan = plan_tasks(tenant, plan_tables(tenant, {}, START, END), catalog)
     assert asked == [("rs", ["public.big", "public.a", "public.b", "public.c"])]
     assert [k["tables_label"] for k in plan["large"]] == ["public.big", "q_unhinted", "public.c"]
     assert [k["tables_label"] for k in plan["small"]] == ["small: public.a, public.b, q_hinted"]
@@ -91,7 +92,7 @@ def test_switched_off_every_table_gets_its_own_task_and_no_catalog_read():
     def catalog(conn_id, names):
         raise AssertionError("no catalog read when grouping is off")
 
-    plan = _plan_tasks(tenant, _plan_tables(tenant, {}, START, END), catalog)
+    plan = plan_tasks(tenant, plan_tables(tenant, {}, START, END), catalog)
     assert plan["small"] == [] and len(plan["large"]) == len(ENTRY["tables"])
     dag = build_sync_dag(tenant)
     assert set(dag.task_ids) == {"plan", "sync_table", "summary"}
@@ -137,7 +138,7 @@ def test_a_tenant_that_can_never_group_gets_no_small_table_tasks():
     )
     for tenant in (one, queries):
         assert set(build_sync_dag(tenant).task_ids) == {"plan", "sync_table", "summary"}
-        plan = _plan_tasks(tenant, _plan_tables(tenant, {}, START, END), lambda *_: {"public.orders": 1})
+        plan = plan_tasks(tenant, plan_tables(tenant, {}, START, END), lambda *_: {"public.orders": 1})
         assert plan["small"] == []
 
 
@@ -157,8 +158,8 @@ def test_summary_posts_one_outcome_per_table_and_fails_naming_the_tables_without
     import airflow_rs2gcs.factory as factory
 
     tenant = parse_tenant("acme", ENTRY)
-    plan = _plan_tasks(
-        tenant, _plan_tables(tenant, {}, START, END), lambda *_: {"public.a": 1, "public.b": 1, "public.c": 1}
+    plan = plan_tasks(
+        tenant, plan_tables(tenant, {}, START, END), lambda *_: {"public.a": 1, "public.b": 1, "public.c": 1}
     )
     assert [k["tables_label"] for k in plan["small"]] == ["small: public.a, public.b, q_hinted, public.c"]
 

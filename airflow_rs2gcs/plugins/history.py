@@ -17,12 +17,11 @@ from typing import Any
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
-SUMMARY_TASK_ID = "summary"
-TABLE_TASK_ID = "sync_table"
-SMALL_TABLES_TASK_ID = "sync_small_tables"
+from airflow_rs2gcs.factory import SMALL_TABLES_TASK_ID, TABLE_TASK_ID
+
+# The sync DAG's task ids come from the factory that names them: a rename there reaches the page.
+SUMMARY_TASK_ID = "summary"  # the factory's @task summary, named by its function
 EXPORT_TASK_IDS = (TABLE_TASK_ID, SMALL_TABLES_TASK_ID)
-PLAN_TASK_ID = "plan"
-PLAN_XCOM_KEY = "plan"
 RETURN_VALUE = "return_value"
 
 

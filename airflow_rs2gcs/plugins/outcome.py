@@ -17,13 +17,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from airflow_rs2gcs.factory import PLAN_TASK_ID, PLAN_XCOM_KEY, SMALL_TABLES_TASK_ID, TABLE_TASK_ID
 from airflow_rs2gcs.plugins.history import (
     EXPORT_TASK_IDS,
-    PLAN_TASK_ID,
-    PLAN_XCOM_KEY,
-    SMALL_TABLES_TASK_ID,
     SUMMARY_TASK_ID,
-    TABLE_TASK_ID,
     RunRow,
     TaskRow,
     return_values,

@@ -13,7 +13,6 @@ from airflow.sdk import BaseOperator
 
 from airflow_rs2gcs.engine.paths import check_object_prefix
 from airflow_rs2gcs.engine.settings import SINGLE_NODE_MAX_FETCH, ExportSettings, check_format
-from airflow_rs2gcs.transfers.lineage import TableExport, task_lineage
 from airflow_rs2gcs.transfers.redshift_to_gcs import (
     DEFAULTS,
     emit_asset_events,
@@ -25,6 +24,8 @@ from airflow_rs2gcs.transfers.redshift_to_gcs import (
 if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context
+
+    from airflow_rs2gcs.transfers.lineage import TableExport
 
 log = logging.getLogger(__name__)
 
@@ -265,7 +266,10 @@ class RedshiftTablesToGCSOperator(BaseOperator):
         return outcome, manifest
 
     # OpenLineage: called by the openlineage provider's listener, which logs and drops what they raise.
+    # The lineage module is imported only when a task runs, never when a DAG is parsed.
     def _planned_export(self, table: dict[str, Any]) -> TableExport:
+        from airflow_rs2gcs.transfers.lineage import TableExport
+
         return TableExport(str(table["sql"]), self.bucket, str(table["object_prefix"]))
 
     def _table_exports(self) -> list[TableExport]:
@@ -275,10 +279,14 @@ class RedshiftTablesToGCSOperator(BaseOperator):
 
     def get_openlineage_facets_on_start(self) -> OperatorLineage | None:
         """Every table's input tables and the folder it writes."""
+        from airflow_rs2gcs.transfers.lineage import task_lineage
+
         return task_lineage(self.redshift_conn_id, [self._planned_export(t) for t in self.tables])
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage | None:
         """As on start, with each exported table's columns and rows, bytes and files."""
+        from airflow_rs2gcs.transfers.lineage import task_lineage
+
         return task_lineage(self.redshift_conn_id, self._table_exports())
 
 

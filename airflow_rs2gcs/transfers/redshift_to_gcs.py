@@ -16,11 +16,12 @@ from airflow_rs2gcs.engine.settings import (
     check_format,
 )
 from airflow_rs2gcs.sql import windowed
-from airflow_rs2gcs.transfers.lineage import TableExport, task_lineage
 
 if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context
+
+    from airflow_rs2gcs.transfers.lineage import TableExport
 
 DEFAULTS = ExportSettings()
 
@@ -169,15 +170,22 @@ class RedshiftToGCSOperator(BaseOperator):
         return outcome
 
     # OpenLineage: called by the openlineage provider's listener, which logs and drops what they raise.
+    # The lineage module is imported only when a task runs, never when a DAG is parsed.
     def _planned_export(self) -> TableExport:
+        from airflow_rs2gcs.transfers.lineage import TableExport
+
         return TableExport(self.sql, self.bucket, self.object_prefix)
 
     def get_openlineage_facets_on_start(self) -> OperatorLineage | None:
         """The query's input tables and the folder it writes."""
+        from airflow_rs2gcs.transfers.lineage import task_lineage
+
         return task_lineage(self.redshift_conn_id, [self._planned_export()])
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage | None:
         """As on start, with the columns and the rows, bytes and files published."""
+        from airflow_rs2gcs.transfers.lineage import task_lineage
+
         export = getattr(self, "_lineage_export", None) or self._planned_export()
         return task_lineage(self.redshift_conn_id, [export])
 

@@ -140,5 +140,8 @@ def test_the_module_level_scan_skips_function_bodies_and_type_checking_blocks():
     lineage = module_level_imports(PACKAGE / "transfers" / "lineage.py")
     assert "airflow_rs2gcs.engine.paths" in lineage
     assert not any("openlineage" in m for m in lineage)
-    operator = module_level_imports(PACKAGE / "transfers" / "redshift_to_gcs.py")
-    assert "airflow.sdk" in operator and "airflow.providers.amazon.aws.hooks.redshift_sql" not in operator
+    for module in ("redshift_to_gcs.py", "redshift_tables_to_gcs.py"):
+        operator = module_level_imports(PACKAGE / "transfers" / module)
+        assert "airflow.sdk" in operator and "airflow.providers.amazon.aws.hooks.redshift_sql" not in operator
+        # The lineage module too is loaded when a task runs, never by a DAG parse.
+        assert "airflow_rs2gcs.transfers.lineage" not in operator

@@ -193,8 +193,10 @@ def task_lineage(redshift_conn_id: str, exports: Sequence[TableExport]) -> Opera
             if source is not None:
                 found, facets = input_datasets(source, export)
                 run_facets |= facets
-                for dataset in found:  # several queries may read one table: listed once
-                    inputs.setdefault((dataset.namespace, dataset.name), dataset)
+                for dataset in found:  # several queries may read one table: listed once, with its columns
+                    key = (dataset.namespace, dataset.name)
+                    if key not in inputs or not inputs[key].facets:
+                        inputs[key] = dataset
         except Exception:
             log.warning("lineage: cannot read the inputs of %s", export.object_prefix, exc_info=True)
         try:

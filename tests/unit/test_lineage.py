@@ -98,6 +98,15 @@ def test_before_the_export_the_output_has_no_statistics(redshift):
     assert lineage.inputs[0].facets == {}
 
 
+def test_a_table_read_by_several_exports_is_listed_once_with_its_columns(redshift):
+    exports = [
+        TableExport("select order_id from public.orders where amount > 0", "b", "exports/acme/big"),
+        TableExport('SELECT * FROM "public"."orders"', "b", PREFIX).exported(OUTCOME, SCHEMA),
+    ]
+    [source] = task_lineage(CONN_ID, exports).inputs
+    assert source.name == "dev.public.orders" and "schema" in source.facets
+
+
 def test_an_unqualified_table_takes_the_current_schema_asked_once(redshift):
     exports = [
         TableExport("select * from orders", "b", PREFIX),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_rs2gcs.engine.encoders import LocalFile, RollingFileWriter
@@ -26,12 +26,14 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ExportResult:
-    """What one export published: rows, bytes and data objects, and the manifest's object name."""
+    """What one export published: rows, bytes and data objects, the manifest's object name, and the
+    manifest's ``schema`` entries (for lineage; not part of a task's outcome)."""
 
     rows: int
     bytes: int
     objects: int
     manifest: str
+    schema: tuple[dict[str, Any], ...] = field(default=(), compare=False)
 
 
 class _Export:
@@ -134,4 +136,4 @@ def run_export(
         manifest["bytes"],
         reader.method,
     )
-    return ExportResult(manifest["rows"], manifest["bytes"], len(objects), name)
+    return ExportResult(manifest["rows"], manifest["bytes"], len(objects), name, tuple(manifest["schema"]))

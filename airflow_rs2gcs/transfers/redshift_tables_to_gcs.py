@@ -22,7 +22,10 @@ from airflow_rs2gcs.transfers.redshift_to_gcs import (
 )
 
 if TYPE_CHECKING:
+    from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context
+
+    from airflow_rs2gcs.transfers.lineage import TableExport
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +84,10 @@ class RedshiftTablesToGCSOperator(BaseOperator):
     A retry of the task (``try_number`` > 1) keeps a table whose folder already holds a manifest of
     this plan (same ``plan_id``, same query): it reports that manifest's outcome instead of exporting
     again, so a retry redoes only the tables that failed.
+
+    OpenLineage (with the ``openlineage`` extra installed): every table is an input and its folder an
+    output, named as by ``RedshiftToGCSOperator``; on completion (or failure) each exported table's
+    output carries its rows, bytes and files.
 
     :param tables: the tables to export (templated): dicts with ``table`` (its name, for logs and
         outcomes), ``sql``, ``object_prefix``, ``incremental_column`` (``None``: full) and
@@ -166,6 +173,7 @@ class RedshiftTablesToGCSOperator(BaseOperator):
         retry = bool(ti is not None and (ti.try_number or 1) > 1)
         gcs_hook = GCSHook(gcp_conn_id=self.gcp_conn_id, impersonation_chain=self.impersonation_chain)
         connections = _Connections(self.redshift_conn_id)
+        self._lineage_exports: dict[str, TableExport] = {}
         names = [str(t["table"]) for t in self.tables]
         self.log.info("exporting %d table(s), %d at a time: %s", len(names), self.workers(), ", ".join(names))
         try:
@@ -201,8 +209,10 @@ class RedshiftTablesToGCSOperator(BaseOperator):
         sql = windowed_query(table["sql"], table.get("incremental_column"), context)
         interval = run_interval(context)
         if retry:
-            kept = self._kept_outcome(gcs_hook, name, object_prefix, sql, interval)
+            kept, manifest = self._kept_outcome(gcs_hook, name, object_prefix, sql, interval)
             if kept is not None:
+                schema = manifest.get("schema") or ()
+                self._lineage_exports[name] = self._planned_export(table).exported(kept, schema)
                 return kept
         settings = self.settings(table.get("fetch_method") or DEFAULTS.fetch_method)
         mode = f"incremental on {table['incremental_column']}" if table.get("incremental_column") else "full"
@@ -224,20 +234,23 @@ class RedshiftTablesToGCSOperator(BaseOperator):
             connection.close()
             raise
         connections.give_back(connection)
-        return {"table": name, **export_outcome(asdict(result), self.bucket, object_prefix, interval)}
+        outcome = export_outcome(asdict(result), self.bucket, object_prefix, interval)
+        self._lineage_exports[name] = self._planned_export(table).exported(outcome, result.schema)
+        return {"table": name, **outcome}
 
     def _kept_outcome(
         self, gcs_hook: Any, name: str, object_prefix: str, sql: str, interval: tuple[str | None, str | None]
-    ) -> dict[str, Any] | None:
-        """The outcome of an earlier try of this plan that already published this table, if any."""
+    ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        """The outcome of an earlier try of this plan that already published this table (if any), and
+        the manifest read."""
         from airflow_rs2gcs.engine.manifest import read_manifest
         from airflow_rs2gcs.engine.paths import manifest_object_name
 
         manifest = read_manifest(gcs_hook, self.bucket, object_prefix)
         if not manifest or self.plan_id is None or manifest.get("plan_id") != self.plan_id:
-            return None
+            return None, {}
         if manifest.get("source_query") != sql:
-            return None
+            return None, {}
         self.log.info("%s: kept gs://%s/%s/ (published by an earlier try)", name, self.bucket, object_prefix)
         result = {
             "rows": int(manifest.get("rows", 0)),
@@ -245,7 +258,36 @@ class RedshiftTablesToGCSOperator(BaseOperator):
             "objects": len(manifest.get("objects") or []),
             "manifest": manifest_object_name(object_prefix),
         }
-        return {"table": name, **export_outcome(result, self.bucket, object_prefix, interval), "kept": True}
+        outcome = {
+            "table": name,
+            **export_outcome(result, self.bucket, object_prefix, interval),
+            "kept": True,
+        }
+        return outcome, manifest
+
+    # OpenLineage: called by the openlineage provider's listener, which logs and drops what they raise.
+    # The lineage module is imported only when a task runs, never when a DAG is parsed.
+    def _planned_export(self, table: dict[str, Any]) -> TableExport:
+        from airflow_rs2gcs.transfers.lineage import TableExport
+
+        return TableExport(str(table["sql"]), self.bucket, str(table["object_prefix"]))
+
+    def _table_exports(self) -> list[TableExport]:
+        """Per table, what it published if it was exported, else what was planned."""
+        done = getattr(self, "_lineage_exports", {})
+        return [done.get(str(t["table"])) or self._planned_export(t) for t in self.tables]
+
+    def get_openlineage_facets_on_start(self) -> OperatorLineage | None:
+        """Every table's input tables and the folder it writes."""
+        from airflow_rs2gcs.transfers.lineage import task_lineage
+
+        return task_lineage(self.redshift_conn_id, [self._planned_export(t) for t in self.tables])
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage | None:
+        """As on start, with each exported table's columns and rows, bytes and files."""
+        from airflow_rs2gcs.transfers.lineage import task_lineage
+
+        return task_lineage(self.redshift_conn_id, self._table_exports())
 
 
 def _settle(name: str, future: Any) -> dict[str, Any] | BaseException:

@@ -18,7 +18,10 @@ from airflow_rs2gcs.engine.settings import (
 from airflow_rs2gcs.sql import windowed
 
 if TYPE_CHECKING:
+    from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context
+
+    from airflow_rs2gcs.transfers.lineage import TableExport
 
 DEFAULTS = ExportSettings()
 
@@ -37,6 +40,11 @@ class RedshiftToGCSOperator(BaseOperator):
     partition segments>``. Through each ``AssetAlias`` in ``outlets`` the task emits an event for
     that Asset (this is how mapped tasks get one Asset per table); on each ``Asset`` outlet it sets the
     event's extra. The extra holds rows, bytes, objects, the manifest URI and the data interval.
+
+    OpenLineage (with the ``openlineage`` extra installed): the input is the Redshift table
+    (``redshift://<cluster>.<region>:<port>``, ``<database>.<schema>.<table>``; the tables a custom
+    query reads come from the openlineage provider's SQL parser), the output is ``gs://<bucket>`` with
+    the table's folder as name, and on completion its rows, bytes and files (see ``docs/operator.md``).
 
     :param sql: the SELECT to export (templated; ``.sql`` files are read).
     :param bucket: target GCS bucket (templated).
@@ -157,8 +165,29 @@ class RedshiftToGCSOperator(BaseOperator):
         finally:
             connection.close()
         outcome = export_outcome(asdict(result), self.bucket, object_prefix, interval)
+        self._lineage_export = self._planned_export().exported(outcome, result.schema)
         emit_asset_events(self.outlets, context, self.bucket, outcome)
         return outcome
+
+    # OpenLineage: called by the openlineage provider's listener, which logs and drops what they raise.
+    # The lineage module is imported only when a task runs, never when a DAG is parsed.
+    def _planned_export(self) -> TableExport:
+        from airflow_rs2gcs.transfers.lineage import TableExport
+
+        return TableExport(self.sql, self.bucket, self.object_prefix)
+
+    def get_openlineage_facets_on_start(self) -> OperatorLineage | None:
+        """The query's input tables and the folder it writes."""
+        from airflow_rs2gcs.transfers.lineage import task_lineage
+
+        return task_lineage(self.redshift_conn_id, [self._planned_export()])
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage | None:
+        """As on start, with the columns and the rows, bytes and files published."""
+        from airflow_rs2gcs.transfers.lineage import task_lineage
+
+        export = getattr(self, "_lineage_export", None) or self._planned_export()
+        return task_lineage(self.redshift_conn_id, [export])
 
 
 def windowed_query(sql: str, incremental_column: str | None, context: Context) -> str:
@@ -193,7 +222,7 @@ def export_outcome(
 ) -> dict[str, Any]:
     """What a table's export task returns: rows, bytes, objects, manifest, where, which interval."""
     return {
-        **result,
+        **{key: value for key, value in result.items() if key != "schema"},  # the schema goes to lineage
         "bucket": bucket,
         "object_prefix": object_prefix,
         "data_interval_start": interval[0],

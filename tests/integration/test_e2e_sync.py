@@ -2,7 +2,8 @@
 
 The real Airflow CLI runs the tenant's sync DAG against PostgreSQL behind the Redshift shim (real
 ``RedshiftSQLHook``/``redshift_connector``) and fake-gcs-server (real ``GCSHook``); the objects are read
-back and compared with the source value by value.
+back and compared with the source value by value. The run has the openlineage provider on, with its file
+transport: the table tasks' START and COMPLETE events are read back and checked against the manifests.
 """
 
 from __future__ import annotations
@@ -40,11 +41,19 @@ INTERVAL = interval_partition(START, END)
 
 
 @pytest.fixture(scope="module")
-def synced(stack):
+def lineage_file(tmp_path_factory):
+    """Where the run's OpenLineage events go (the openlineage provider's file transport, one per line)."""
+    return tmp_path_factory.mktemp("openlineage") / "events.jsonl"
+
+
+@pytest.fixture(scope="module")
+def synced(stack, lineage_file):
     """Load the sample data, run the demo tenant's sync DAG once, and hand over the stack and a GCS hook."""
     stack.postgres.psql(SCHEMA_SQL + grant_sql(stack.postgres.user), database=stack.postgres.database)
     stack.gcs.create_bucket(BUCKET)
-    with AirflowHome(stack.airflow_env()) as home:
+    transport = {"type": "file", "log_file_path": str(lineage_file), "append": True}
+    env = stack.airflow_env() | {"AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(transport)}
+    with AirflowHome(env) as home:
         home.migrate()
         tenants = demo_tenants("rs2gcs_redshift", "rs2gcs_gcs")
         tenants[TENANT_ID]["tables"][0]["fetch_method"] = "driver"  # customers: the plain driver path
@@ -153,3 +162,57 @@ def test_small_tables_share_a_task_named_by_its_tables(synced):
     assert sorted(n.removeprefix("small: ") for n in named) == sorted(
         ["public.customers", "public.products", "public.orders", "daily_revenue"]
     )
+
+
+def _lineage_events(lineage_file) -> list[dict]:
+    return [json.loads(line) for line in lineage_file.read_text().splitlines() if line.strip()]
+
+
+def test_table_tasks_report_openlineage_inputs_outputs_and_statistics(synced, gcs, lineage_file):
+    """START and COMPLETE of every table task name the Redshift tables read (with the columns of a table
+    copied whole; the custom query's table from the SQL parser) and the folders written, and COMPLETE
+    carries each folder's rows, bytes and files as its manifest has them."""
+    stack, _, _ = synced
+    # On the stack the host is an IP, which the amazon hook's naming keeps whole (no cluster to read).
+    namespace = f"redshift://127.0.0.1:{stack.shim_port}"
+    task_ids = ("sync_table", "sync_small_tables")
+    events = [e for e in _lineage_events(lineage_file) if e["job"]["name"].split(".")[-1] in task_ids]
+    folders = {
+        f"{PREFIX}/{TENANT_ID}/{t}": t for t in ["public.customers", "public.orders", "public.products"]
+    }
+    folders[f"{PREFIX}/{TENANT_ID}/daily_revenue"] = "daily_revenue"
+    for kind in ("START", "COMPLETE"):
+        written = sorted(o["name"] for e in events if e["eventType"] == kind for o in e["outputs"])
+        assert written == sorted(folders), kind
+    for event in events:
+        assert all(o["namespace"] == f"gs://{BUCKET}" for o in event["outputs"])
+        if any(o["name"].endswith("/daily_revenue") for o in event["outputs"]):
+            # The custom query: its table from the SQL parser, and no columns (they are the output's).
+            assert [(i["namespace"], i["name"], i["facets"]) for i in event["inputs"]] == [
+                (namespace, f"{stack.postgres.database}.public.orders", {})
+            ]
+            assert event["job"]["facets"]["sql"]["query"].startswith("select order_date")
+            continue
+        read = sorted(i["name"] for i in event["inputs"])
+        assert read == sorted(f"{stack.postgres.database}.{folders[o['name']]}" for o in event["outputs"])
+        assert {i["namespace"] for i in event["inputs"]} == {namespace}
+    for event in (e for e in events if e["eventType"] == "COMPLETE"):
+        inputs = {i["name"]: i for i in event["inputs"]}
+        for output in event["outputs"]:
+            table = folders[output["name"]]
+            manifest = _manifest(gcs, table)
+            statistics = output["outputFacets"]["outputStatistics"]
+            assert (statistics["rowCount"], statistics["size"], statistics["fileCount"]) == (
+                manifest["rows"],
+                manifest["bytes"],
+                len(manifest["objects"]),
+            )
+            columns = [f["name"] for f in output["facets"]["schema"]["fields"]]
+            assert columns == [c["name"] for c in manifest["schema"]]
+            if table != "daily_revenue":
+                fields = inputs[f"{stack.postgres.database}.{table}"]["facets"]["schema"]["fields"]
+                assert [(f["name"], f["type"]) for f in fields] == [
+                    (c["name"], c["source_type"]) for c in manifest["schema"]
+                ]
+    for event in (e for e in events if e["eventType"] == "START"):
+        assert all("outputStatistics" not in o.get("outputFacets", {}) for o in event["outputs"])

@@ -332,6 +332,20 @@ def _manifest_generation(gcs, name: str) -> int | None:
     return None if blob is None else int(blob.generation)
 
 
+def _lineage(operator):
+    return operator.get_openlineage_facets_on_complete(None)
+
+
+def test_an_unqualified_table_is_named_in_redshifts_current_schema(loaded, stack_env):
+    """The amazon hook's CURRENT_SCHEMA() query, through the real driver and the shim."""
+    from airflow_rs2gcs.transfers.lineage import TableExport, task_lineage
+
+    lineage = task_lineage(
+        "rs2gcs_redshift", [TableExport("select * from rs2gcs_export_events", BUCKET, "p/t")]
+    )
+    assert [i.name for i in lineage.inputs] == [f"{loaded.postgres.database}.public.rs2gcs_export_events"]
+
+
 def test_a_group_exports_every_table_keeps_the_others_when_one_fails_and_its_retry_redoes_only_that_one(
     loaded, gcs
 ):
@@ -348,8 +362,16 @@ def test_a_group_exports_every_table_keeps_the_others_when_one_fails_and_its_ret
     )
     # Try 1: the third table does not exist yet (as if dropped between plan and export).
     first = _context(1)
+    failing = _group_operator("plan-1")
     with pytest.raises(TablesFailed, match=r"1 of 3 table\(s\) failed \(public\.rs2gcs_group_late: "):
-        _group_operator("plan-1").execute(first)  # type: ignore[arg-type]
+        failing.execute(first)  # type: ignore[arg-type]
+    # Its FAIL event's lineage: every table, statistics only for the two that were published.
+    statistics = {o.name: o.outputFacets.get("outputStatistics") for o in _lineage(failing).outputs}
+    assert {name: s and s.rowCount for name, s in statistics.items()} == {
+        f"group/{a}": 10,
+        f"group/{b}": 20,
+        f"group/{late}": None,
+    }
     kept = first["ti"].pushed["return_value"]
     assert [(o["table"], o["rows"]) for o in kept] == [(a, 10), (b, 20)]
     generations = {name: _manifest_generation(gcs, name) for name in GROUP}
@@ -362,7 +384,8 @@ def test_a_group_exports_every_table_keeps_the_others_when_one_fails_and_its_ret
         f'GRANT SELECT ON {late} TO "{pg.user}";',
         database=pg.database,
     )
-    outcomes = _group_operator("plan-1").execute(_context(2))  # type: ignore[arg-type]
+    retried = _group_operator("plan-1")
+    outcomes = retried.execute(_context(2))  # type: ignore[arg-type]
     assert [(o["table"], o["rows"], o.get("kept", False)) for o in outcomes] == [
         (a, 10, True),
         (b, 20, True),
@@ -370,6 +393,26 @@ def test_a_group_exports_every_table_keeps_the_others_when_one_fails_and_its_ret
     ]
     assert _manifest_generation(gcs, a) == generations[a] and _manifest_generation(gcs, b) == generations[b]
     assert ids_in(gcs, manifest_of(gcs, f"group/{late}/dt=2026-03-01")) == [1, 2, 3, 4, 5]
+    # Lineage of the retry: the kept tables are reported from their manifests, named through the real hook.
+    lineage = _lineage(retried)
+    namespace = f"redshift://127.0.0.1:{loaded.shim_port}"
+    assert sorted((i.namespace, i.name) for i in lineage.inputs) == [
+        (namespace, f"{pg.database}.{n}") for n in GROUP
+    ]
+    for output in lineage.outputs:
+        manifest = manifest_of(gcs, f"{output.name}/dt=2026-03-01")
+        stats = output.outputFacets["outputStatistics"]
+        assert (stats.rowCount, stats.size, stats.fileCount) == (
+            manifest["rows"],
+            manifest["bytes"],
+            len(manifest["objects"]),
+        )
+    b_input = next(i for i in lineage.inputs if i.name.endswith(b))
+    columns = manifest_of(gcs, f"group/{b}/dt=2026-03-01")["schema"]
+    assert [(f.name, f.type) for f in b_input.facets["schema"].fields] == [
+        (c["name"], c["source_type"]) for c in columns
+    ]
+    assert [f.name for f in b_input.facets["schema"].fields] == ["id", "note"]
 
     # A new plan (a new run, or a cleared run) exports everything again.
     again = _group_operator("plan-2").execute(_context(2))  # type: ignore[arg-type]

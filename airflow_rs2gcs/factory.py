@@ -21,7 +21,7 @@ from airflow.sdk import DAG, AssetAlias, Param, task
 
 from airflow_rs2gcs.engine.paths import table_root
 from airflow_rs2gcs.grouping import MAX_GROUP_TABLES
-from airflow_rs2gcs.outcomes import table_outcomes, totals
+from airflow_rs2gcs.outcomes import schema_change_events, table_outcomes, totals
 from airflow_rs2gcs.planning import log_plan, may_group, plan_tables, plan_tasks
 from airflow_rs2gcs.schedules import cron_for, timetable_for
 from airflow_rs2gcs.tenants import SOURCE, TENANT_ID_PATTERN, Tenant, TenantConfigError, parse_tenant
@@ -131,6 +131,9 @@ def _summarise(tenant: Tenant, ti: Any, start: Any, end: Any) -> dict[str, Any]:
     results = [found.get(entry["table"]) for entry in planned]
     outcomes = table_outcomes(tenant, planned, results, (_iso(start), _iso(end)))
     deliver(tenant.webhooks, tenant.tenant_id, outcomes)
+    changes = schema_change_events(outcomes, results)
+    if changes:
+        deliver(tenant.webhooks, tenant.tenant_id, changes, event="schema_changed")
     total = totals(outcomes)
     log.info("tenant %s: %s", tenant.tenant_id, total)
     if total["failed"]:
@@ -215,6 +218,7 @@ def build_sync_dag(tenant: Tenant) -> DAG:
             "bucket": tenant.bucket,
             "export_format": tenant.format,
             "single_node_cluster": tenant.single_node_cluster,
+            "hash_key_conn_id": tenant.hash_key_conn_id,
             "pool": redshift_pool(redshift_conn_id),
             "outlets": [tables_asset_alias(tenant.tenant_id)],
             "map_index_template": TABLE_MAP_INDEX_TEMPLATE,

@@ -61,7 +61,8 @@ class ConfigureTenantOperator(BaseOperator):
     :param tables: tables to sync: ``schema.table`` names (for a custom query, its output name) or
         objects like the Variable's (``{"name": ..., "mode": ..., "cursor_column": ..., "query": ...}``)
         (templated: a string must be a JSON list).
-    :param table_options: per table name: ``query``, ``mode``, ``cursor_column``, ``fetch_method``;
+    :param table_options: per table name: ``query``, ``mode``, ``cursor_column``, ``fetch_method``,
+        ``on_schema_change``, ``columns``, ``exclude_columns``, ``hash_columns``;
         ``null`` clears a stored option (templated: a string must be a JSON object).
     :param sync_frequency: a value or label of the syncFrequency options table, or a cron expression
         (templated).
@@ -231,7 +232,20 @@ class ConfigureTenantOperator(BaseOperator):
                 f"{where}: field 'cursor_column': {cursor!r} {found}; allowed: a column of type date, "
                 f"timestamp or timestamptz among {sorted(columns)}"
             )
+        self._check_contract_columns(where, spec, list(columns))
         return spec
+
+    @staticmethod
+    def _check_contract_columns(where: str, spec: Mapping[str, Any], columns: list[str]) -> None:
+        """Refuse columns/exclude_columns/hash_columns naming a column the table does not have."""
+        for key in ("columns", "exclude_columns", "hash_columns"):
+            names = spec.get(key) or []
+            unknown = [n for n in names if n not in columns] if isinstance(names, list) else []
+            if unknown:
+                raise LifecycleError(
+                    f"{where}: field {key!r}: unknown column(s) {unknown}; allowed: the table's columns "
+                    f"{columns}"
+                )
 
     def _settings(self, tenant_id: str, stored: Mapping[str, Any]) -> dict[str, Any]:
         """syncFrequency, format and timezone after this run: given, else stored, else the default."""

@@ -71,6 +71,8 @@ class ConfigureTenantOperator(BaseOperator):
     :param page_size: relations per catalog page (templated: a string is read as an integer).
     :param limit: at most this many relations are listed (``None`` or ``""``: all) (templated).
     :param confirm_output_change: allow changing a configured tenant's format or time zone (templated).
+    :param hash_key_conn_id: the Airflow connection whose password keys the tables' ``hash_columns``;
+        empty keeps the stored one (templated).
     :return: the list of available relations (``schema.name``), as the widget's table picker shows them.
     """
 
@@ -84,6 +86,7 @@ class ConfigureTenantOperator(BaseOperator):
         "page_size",
         "limit",
         "confirm_output_change",
+        "hash_key_conn_id",
     )
 
     def __init__(
@@ -98,9 +101,11 @@ class ConfigureTenantOperator(BaseOperator):
         page_size: int | str | FieldSource = 100,
         limit: int | str | FieldSource | None = 1000,
         confirm_output_change: bool | str | FieldSource = False,
+        hash_key_conn_id: str | FieldSource | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.hash_key_conn_id = hash_key_conn_id
         self.tenant_id = tenant_id
         self.tables = tables
         self.table_options = table_options
@@ -261,10 +266,12 @@ class ConfigureTenantOperator(BaseOperator):
                 f"tenant {tenant_id!r}: field 'format': {export_format!r} is not a format; allowed: "
                 f"{', '.join(FORMATS)}"
             )
+        hash_key_conn_id = given_text(tenant_id, "hash_key_conn_id", self.hash_key_conn_id)
         return {
             "syncFrequency": frequency or stored.get("syncFrequency") or DEFAULT_SYNC_FREQUENCY,
             "format": export_format or stored.get("format") or "parquet",
             "timezone": timezone or stored.get("timezone") or "UTC",
+            "hash_key_conn_id": hash_key_conn_id or stored.get("hash_key_conn_id"),
         }
 
     def execute(self, context: Context) -> list[str]:

@@ -216,3 +216,77 @@ def test_the_last_manifest_is_the_newest_one_under_the_table_root():
     assert bucket.asked["prefix"] == "p/t/" and bucket.asked["match_glob"] == "**/_manifest.json"
     bucket.blobs = []
     assert latest_manifest(hook, "b", "p/t") is None
+
+
+CONNECTED = {"status": "connected", "redshift_conn_id": "rs", "gcp_conn_id": "gcs", "bucket": "acme-exports"}
+
+
+def test_the_page_configure_passes_contract_keys_and_leaves_out_what_it_did_not_send():
+    from airflow_rs2gcs.plugins.forms import action_conf
+
+    contract = {
+        "exclude_columns": ["ssn"],
+        "hash_columns": ["email"],
+        "on_schema_change": "fail",
+        "columns": None,
+    }
+    body = {
+        "tables": [{"name": "public.orders", **contract}, "public.items"],
+        "queries": [{"name": "q", "sql": "select 1 as x", "columns": ["x"]}],
+        "hash_key_conn_id": "hk",
+    }
+    conf = action_conf("configure", "acme", body, CONNECTED)
+    orders, items, query = conf["tables"]
+    assert {k: orders[k] for k in contract} == contract  # columns: null clears a stored selection
+    assert not {"columns", "exclude_columns", "hash_columns", "on_schema_change"} & set(
+        items
+    )  # kept as stored
+    assert query["columns"] == ["x"] and conf["hash_key_conn_id"] == "hk"
+
+
+def test_the_page_configure_refuses_a_contract_the_tenant_model_refuses():
+    from airflow_rs2gcs.plugins.forms import FormError, action_conf
+
+    body = {"tables": [{"name": "public.orders", "hash_columns": ["email"]}]}
+    with pytest.raises(FormError) as info:
+        action_conf("configure", "acme", body, CONNECTED)
+    assert "hash_key_conn_id" in info.value.errors
+    with pytest.raises(FormError) as info:
+        action_conf("configure", "acme", {"tables": [{"name": "t", "on_schema_change": "warn"}]}, CONNECTED)
+    assert any(field.startswith("tables.0") for field in info.value.errors)
+
+
+def test_configure_keeps_a_stored_contract_unless_the_run_gives_a_new_one():
+    from airflow_rs2gcs.operators.configure import ConfigureTenantOperator
+
+    stored = {
+        **CONNECTED,
+        "tables": [{"name": "public.orders", "exclude_columns": ["ssn"], "on_schema_change": "fail"}],
+    }
+    kept = ConfigureTenantOperator(task_id="c", tenant_id="acme", tables=["public.orders"])
+    assert kept._selection("acme", stored) == stored["tables"]
+    changed = ConfigureTenantOperator(
+        task_id="c2",
+        tenant_id="acme",
+        table_options={
+            "public.orders": {"exclude_columns": None, "columns": ["id"], "on_schema_change": "evolve"}
+        },
+    )
+    assert changed._selection("acme", stored) == [
+        {"name": "public.orders", "on_schema_change": "evolve", "columns": ["id"]}
+    ]
+
+
+def test_configure_refuses_unknown_contract_columns_listing_the_real_ones():
+    from airflow_rs2gcs.operators.configure import ConfigureTenantOperator
+    from airflow_rs2gcs.operators.lifecycle import LifecycleError
+
+    where, spec = "tenant 'acme', table 'public.orders'", {"name": "public.orders", "hash_columns": ["emial"]}
+    with pytest.raises(LifecycleError) as info:
+        ConfigureTenantOperator._check_contract_columns(where, spec, ["id", "email"])
+    message = str(info.value)
+    assert "'acme'" in message and "public.orders" in message and "'hash_columns'" in message
+    assert "['emial']" in message and "['id', 'email']" in message
+    ConfigureTenantOperator._check_contract_columns(
+        where, {"name": "t", "columns": ["email", "id"]}, ["id", "email"]
+    )

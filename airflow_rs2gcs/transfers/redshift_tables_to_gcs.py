@@ -10,6 +10,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_rs2gcs.engine.paths import check_object_prefix
 from airflow_rs2gcs.engine.settings import SINGLE_NODE_MAX_FETCH, ExportSettings, check_format
@@ -45,6 +46,11 @@ TABLE_KEYS = (
 
 class TablesFailed(RuntimeError):
     """Some tables of a task failed; the others were exported and their outcomes kept."""
+
+
+class TablesRefusedByContract(TablesFailed, AirflowFailException):
+    """Every failed table was refused by its data contract (schema drift with ``fail``, an unknown
+    column): a retry would be refused the same way, so the task fails without retrying."""
 
 
 class _Connections:
@@ -89,7 +95,9 @@ class RedshiftTablesToGCSOperator(BaseOperator):
     others: the task returns one outcome per table (rows, bytes, objects, manifest, folder, interval,
     and ``table``) and emits one Asset event per table through each ``AssetAlias`` outlet. When a table
     fails, the task pushes the outcomes of the tables that succeeded as its return value, then fails
-    naming the failed tables.
+    naming the failed tables; when every failed table was refused by its data contract (schema drift
+    with ``on_schema_change='fail'``, an unknown column) it fails without a retry, which would be
+    refused the same way.
 
     A retry of the task (``try_number`` > 1) keeps a table whose folder already holds a manifest of
     this plan (same ``plan_id``, same query): it reports that manifest's outcome instead of exporting
@@ -218,6 +226,12 @@ class RedshiftTablesToGCSOperator(BaseOperator):
             if ti is not None:  # the return value a failed task never gets: the others' outcomes
                 ti.xcom_push(key="return_value", value=outcomes)
             details = "; ".join(f"{name}: {type(exc).__name__}: {exc}" for name, exc in failed.items())
+            if all(_refused_by_contract(exc) for exc in failed.values()):
+                raise TablesRefusedByContract(
+                    f"{len(failed)} of {len(names)} table(s) refused by their data contract ({details}); "
+                    "the other tables' exports and manifests stand; not retried, as a retry would be "
+                    "refused the same way"
+                )
             raise TablesFailed(
                 f"{len(failed)} of {len(names)} table(s) failed ({details}); the other tables' "
                 "exports and manifests stand, and a retry exports only the failed ones"
@@ -282,6 +296,13 @@ class RedshiftTablesToGCSOperator(BaseOperator):
             "schema_change": manifest.get("schema_change"),
         }
         return {"table": name, **export_outcome(result, self.bucket, object_prefix, interval), "kept": True}
+
+
+def _refused_by_contract(exc: BaseException) -> bool:
+    from airflow_rs2gcs.engine.contract import ContractError
+    from airflow_rs2gcs.engine.drift import SchemaDrift
+
+    return isinstance(exc, SchemaDrift | ContractError)
 
 
 def _settle(name: str, future: Any) -> dict[str, Any] | BaseException:

@@ -482,6 +482,27 @@ def test_schema_drift_evolve_records_the_difference_and_fail_publishes_nothing(g
             )
     assert (listing(gcs, root), manifest_of(gcs, new)) == before
 
+    # In the sync DAG's task: refused without a retry (it would be refused again), the others exported.
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from airflow_rs2gcs.transfers.redshift_tables_to_gcs import RedshiftTablesToGCSOperator
+
+    tables = [
+        {"table": "events", "sql": back, "object_prefix": refused, "on_schema_change": "fail"},
+        {"table": "other", "sql": back, "object_prefix": "drift/acme/other/dt=2026-03-01"},
+    ]
+    task = RedshiftTablesToGCSOperator(
+        task_id="t",
+        tables=tables,
+        bucket=BUCKET,
+        redshift_conn_id="rs2gcs_redshift",
+        gcp_conn_id="rs2gcs_gcs",
+    )
+    with pytest.raises(AirflowFailException, match=r"1 of 2 table\(s\) refused by their data contract"):
+        task.execute(_context(1))  # type: ignore[arg-type]
+    assert (listing(gcs, root), manifest_of(gcs, new)) == before
+    assert manifest_of(gcs, "drift/acme/other/dt=2026-03-01")["rows"] == 10
+
     same = export_through_engine(
         changed, BUCKET, refused, ("a", "b"), "d", contract=DataContract(on_schema_change="fail")
     )

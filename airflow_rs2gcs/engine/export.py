@@ -13,9 +13,17 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflow_rs2gcs.engine.contract import DataContract, hashed, probe_columns
+from airflow_rs2gcs.engine.drift import SchemaDrift, latest_manifest, schema_diff
 from airflow_rs2gcs.engine.encoders import LocalFile, RollingFileWriter
-from airflow_rs2gcs.engine.manifest import build_manifest, delete_unlisted, publish_manifest, retract_manifest
-from airflow_rs2gcs.engine.paths import data_object_name
+from airflow_rs2gcs.engine.manifest import (
+    build_manifest,
+    delete_unlisted,
+    publish_manifest,
+    retract_manifest,
+    schema_entries,
+)
+from airflow_rs2gcs.engine.paths import data_object_name, dataset_root
 from airflow_rs2gcs.engine.progress import Progress
 from airflow_rs2gcs.engine.rowsource import RowSource, open_row_source
 from airflow_rs2gcs.engine.settings import CONTENT_TYPES, ExportSettings, file_extension
@@ -27,12 +35,14 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class ExportResult:
     """What one export published: rows, bytes and data objects, the manifest's object name, and the
+    difference from the table's last manifest (``None``: none, or no earlier manifest), and the
     manifest's ``schema`` entries (for lineage; not part of a task's outcome)."""
 
     rows: int
     bytes: int
     objects: int
     manifest: str
+    schema_change: dict[str, Any] | None = None
     schema: tuple[dict[str, Any], ...] = field(default=(), compare=False)
 
 
@@ -40,9 +50,17 @@ class _Export:
     """The state of one export while its rows stream into files."""
 
     def __init__(
-        self, gcs_hook: Any, bucket: str, object_prefix: str, settings: ExportSettings, workdir: str
+        self,
+        gcs_hook: Any,
+        bucket: str,
+        object_prefix: str,
+        settings: ExportSettings,
+        workdir: str,
+        contract: DataContract,
     ):
         self.object_prefix = object_prefix
+        self.contract = contract
+        self.hasher: Any = None
         self.settings = settings
         self.workdir = workdir
         self.extension = file_extension(settings.export_format, settings.compression)
@@ -56,16 +74,24 @@ class _Export:
     def writer_for(self, reader: RowSource) -> RollingFileWriter:
         if self.writer is None:
             assert reader.schema is not None
+            schema = reader.schema
+            if self.contract.hash_columns:
+                # Imported only here: hashing needs Arrow's compute kernels, a Parquet export otherwise not.
+                from airflow_rs2gcs.engine.hashing import BatchHasher
+
+                assert self.contract.hash_key is not None  # DataContract refuses hash_columns without it
+                self.hasher = BatchHasher(schema, self.contract.hash_columns, self.contract.hash_key)
+                schema = self.hasher.schema
             s = self.settings
             self.writer = RollingFileWriter(
-                self.workdir, s.export_format, s.compression, reader.schema, s.max_file_bytes, self._upload
+                self.workdir, s.export_format, s.compression, schema, s.max_file_bytes, self._upload
             )
         return self.writer
 
     def stream(self, reader: RowSource, progress: Progress) -> None:
         for batch in reader.batches():
             writer = self.writer_for(reader)
-            writer.write(batch)
+            writer.write(self.hasher(batch) if self.hasher else batch)
             progress.update(reader.rows_read, reader.bytes_read, writer.files_done)
         self.writer_for(reader).close(write_empty=True)
         progress.update(reader.rows_read, reader.bytes_read, self.writer_for(reader).files_done)
@@ -86,6 +112,25 @@ def _discard_partial(gcs_hook: Any, bucket: str, object_prefix: str) -> None:
         log.warning("failed try: could not delete the objects under %s", object_prefix, exc_info=True)
 
 
+def _previous_schema(gcs_hook: Any, bucket: str, object_prefix: str) -> tuple[str, list[Any]] | None:
+    """The last published manifest of the table (any interval) and its schema, read before retracting."""
+    found = latest_manifest(gcs_hook, bucket, dataset_root(object_prefix))
+    if found is None or not isinstance(found[1].get("schema"), list):
+        return None
+    return f"gs://{bucket}/{found[0]}", found[1]["schema"]
+
+
+def _contracted_query(connection: Any, sql: str, contract: DataContract) -> tuple[str, list[Any] | None]:
+    """The query with the contract's projection, and its output columns when they had to be probed."""
+    if not contract.needs_probe:
+        return sql, None
+    available = probe_columns(connection, sql)
+    projected = contract.projection(sql, [c.name for c in available])
+    by_name = {c.name: c for c in available}
+    columns = [by_name[name] for name in contract.selected(list(by_name))]
+    return projected, hashed(columns, contract.hash_columns)
+
+
 def run_export(
     *,
     connection: Any,
@@ -97,18 +142,29 @@ def run_export(
     data_interval: tuple[str | None, str | None],
     manifest_extra: dict[str, Any] | None = None,
     table: str | None = None,
+    contract: DataContract | None = None,
 ) -> ExportResult:
     """Stream ``sql`` into ``gs://bucket/object_prefix/part-*`` and publish its manifest last.
 
     An empty result still gets one data file with the schema and no rows (Parquet: schema only; CSV:
     the header; JSON Lines: an empty file) and a manifest with 0 rows. ``table``, when given, starts
-    every progress line (several exports may share one task log).
+    every progress line (several exports may share one task log). ``contract`` selects and hashes
+    columns and says what a schema change does (see :mod:`airflow_rs2gcs.engine.contract`): with
+    ``fail``, a changed schema raises :class:`~airflow_rs2gcs.engine.drift.SchemaDrift` before anything
+    is retracted or written.
     """
+    contract = contract or DataContract()
+    previous = _previous_schema(gcs_hook, bucket, object_prefix)
+    sql, expected = _contracted_query(connection, sql, contract)
+    if previous is not None and expected is not None and contract.on_schema_change == "fail":
+        change = schema_diff(previous[1], schema_entries(expected))
+        if change is not None:
+            raise SchemaDrift(change, previous[0])
     retract_manifest(gcs_hook, bucket, object_prefix)
     s = settings
     reader = open_row_source(connection, sql, settings)
     with tempfile.TemporaryDirectory(prefix="rs2gcs-") as workdir:
-        export = _Export(gcs_hook, bucket, object_prefix, settings, workdir)
+        export = _Export(gcs_hook, bucket, object_prefix, settings, workdir, contract)
         try:
             export.stream(reader, Progress(f"gs://{bucket}/{object_prefix}", table=table))
             objects = export.uploader.wait()
@@ -116,14 +172,22 @@ def run_export(
             export.abort()
             _discard_partial(gcs_hook, bucket, object_prefix)
             raise
+    columns = hashed(reader.columns, contract.hash_columns)
+    contract_fields: dict[str, Any] = {"hashed_columns": list(contract.hash_columns)}
+    change = None
+    if previous is not None:
+        change = schema_diff(previous[1], schema_entries(columns))
+        if change is not None:
+            log.warning("%sschema changed since %s: %s", f"{table}: " if table else "", previous[0], change)
+            contract_fields["schema_change"] = change
     manifest = build_manifest(
         objects=objects,
-        columns=reader.columns,
+        columns=columns,
         source_query=sql,
         export_format=s.export_format,
         compression=s.compression,
         data_interval=data_interval,
-        extra=manifest_extra,
+        extra={**contract_fields, **(manifest_extra or {})},
     )
     name = publish_manifest(gcs_hook, bucket, object_prefix, manifest)
     log.info(
@@ -136,4 +200,11 @@ def run_export(
         manifest["bytes"],
         reader.method,
     )
-    return ExportResult(manifest["rows"], manifest["bytes"], len(objects), name, tuple(manifest["schema"]))
+    return ExportResult(
+        manifest["rows"],
+        manifest["bytes"],
+        len(objects),
+        name,
+        schema_change=change,
+        schema=tuple(manifest["schema"]),
+    )

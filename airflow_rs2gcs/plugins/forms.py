@@ -45,16 +45,32 @@ class ConnectBody(_Body):
     confirm_output_change: bool = False
 
 
-class TableChoice(_Body):
-    """A picked relation: its name as the catalog lists it, its mode and cursor column."""
+class ContractChoice(_Body):
+    """A table's data contract as the page edits it; a key the body leaves out keeps its stored value."""
+
+    on_schema_change: Literal["evolve", "fail"] | None = None
+    columns: list[str] | None = None
+    exclude_columns: list[str] | None = None
+    hash_columns: list[str] | None = None
+
+    def contract(self) -> dict[str, Any]:
+        """The contract keys the body gave (``columns: null`` given means every column)."""
+        return {key: getattr(self, key) for key in CONTRACT_KEYS if key in self.model_fields_set}
+
+
+CONTRACT_KEYS = ("on_schema_change", "columns", "exclude_columns", "hash_columns")
+
+
+class TableChoice(ContractChoice):
+    """A picked relation: its name as the catalog lists it, its mode and cursor column, its contract."""
 
     name: str
     mode: Literal["full", "incremental"] = "full"
     cursor_column: str | None = None
 
 
-class QueryChoice(_Body):
-    """A custom query and the output name its files are written under."""
+class QueryChoice(ContractChoice):
+    """A custom query and the output name its files are written under, and its contract."""
 
     name: str
     sql: str
@@ -68,6 +84,7 @@ class ConfigureBody(_Body):
     syncFrequency: str | None = None
     format: str | None = None
     timezone: str | None = None
+    hash_key_conn_id: str | None = None
     confirm_output_change: bool = False
 
 
@@ -185,6 +202,7 @@ def _table_spec(choice: str | TableChoice) -> dict[str, Any]:
         "mode": choice.mode,
         "cursor_column": choice.cursor_column if incremental else None,
         "query": None,
+        **choice.contract(),
     }
 
 
@@ -226,14 +244,18 @@ def configure_conf(tenant_id: str, body: ConfigureBody, stored: Mapping[str, Any
     if not body.tables and not body.queries:
         errors["tables"] = "select at least one table or add a query"
     specs = [_table_spec(choice) for choice in body.tables]
-    specs += [{"name": q.name, "mode": "full", "cursor_column": None, "query": q.sql} for q in body.queries]
+    specs += [
+        {"name": q.name, "mode": "full", "cursor_column": None, "query": q.sql, **q.contract()}
+        for q in body.queries
+    ]
     schedule, schedule_errors = _schedule(body)
-    settings = {k: v for k, v in {"format": body.format, "timezone": body.timezone}.items() if v}
+    given = {"format": body.format, "timezone": body.timezone, "hash_key_conn_id": body.hash_key_conn_id}
+    settings = {k: v for k, v in given.items() if v}
     candidate = {**(stored or {}), "tables": [_present(s) for s in specs], **settings}
     candidate.pop("status", None)
     if not errors:
         problems = _tenant_problems(tenant_id, candidate)
-        wanted = {"tables", "format", "timezone"}
+        wanted = {"tables", "format", "timezone", "hash_key_conn_id"}
         errors |= {
             _configure_field(f, len(body.tables)): m for f, m in problems.items() if f.split(".")[0] in wanted
         }

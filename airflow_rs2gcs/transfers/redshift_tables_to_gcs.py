@@ -10,11 +10,14 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_rs2gcs.engine.paths import check_object_prefix
 from airflow_rs2gcs.engine.settings import SINGLE_NODE_MAX_FETCH, ExportSettings, check_format
 from airflow_rs2gcs.transfers.redshift_to_gcs import (
     DEFAULTS,
+    check_contract,
+    data_contract,
     emit_asset_events,
     export_outcome,
     run_interval,
@@ -30,11 +33,27 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # The keys of one entry of ``tables``.
-TABLE_KEYS = ("table", "sql", "object_prefix", "incremental_column", "fetch_method")
+TABLE_KEYS = (
+    "table",
+    "sql",
+    "object_prefix",
+    "incremental_column",
+    "fetch_method",
+    # The data contract (optional; see RedshiftToGCSOperator).
+    "on_schema_change",
+    "columns",
+    "exclude_columns",
+    "hash_columns",
+)
 
 
 class TablesFailed(RuntimeError):
     """Some tables of a task failed; the others were exported and their outcomes kept."""
+
+
+class TablesRefusedByContract(TablesFailed, AirflowFailException):
+    """Every failed table was refused by its data contract (schema drift with ``fail``, an unknown
+    column): a retry would be refused the same way, so the task fails without retrying."""
 
 
 class _Connections:
@@ -79,7 +98,9 @@ class RedshiftTablesToGCSOperator(BaseOperator):
     others: the task returns one outcome per table (rows, bytes, objects, manifest, folder, interval,
     and ``table``) and emits one Asset event per table through each ``AssetAlias`` outlet. When a table
     fails, the task pushes the outcomes of the tables that succeeded as its return value, then fails
-    naming the failed tables.
+    naming the failed tables; when every failed table was refused by its data contract (schema drift
+    with ``on_schema_change='fail'``, an unknown column) it fails without a retry, which would be
+    refused the same way.
 
     A retry of the task (``try_number`` > 1) keeps a table whose folder already holds a manifest of
     this plan (same ``plan_id``, same query): it reports that manifest's outcome instead of exporting
@@ -91,7 +112,8 @@ class RedshiftTablesToGCSOperator(BaseOperator):
 
     :param tables: the tables to export (templated): dicts with ``table`` (its name, for logs and
         outcomes), ``sql``, ``object_prefix``, ``incremental_column`` (``None``: full) and
-        ``fetch_method``, as for ``RedshiftToGCSOperator``.
+        ``fetch_method``, as for ``RedshiftToGCSOperator``, and optionally its data contract:
+        ``on_schema_change``, ``columns``, ``exclude_columns`` and ``hash_columns``.
     :param bucket: target GCS bucket (templated).
     :param redshift_conn_id: Airflow connection of type ``redshift``.
     :param gcp_conn_id: Airflow connection of type ``google_cloud_platform``.
@@ -107,6 +129,8 @@ class RedshiftTablesToGCSOperator(BaseOperator):
         only manifests of the same plan (a new run, or a whole run cleared, plans anew and re-exports).
     :param tables_label: how the task is named in the UI (its rendered map index).
     :param concurrency: tables exported at once; default: the pool slots the task holds.
+    :param hash_key_conn_id: Airflow connection whose password is the HMAC key of every table's
+        ``hash_columns`` (the tenant's ``hash_key_conn_id``).
     """
 
     template_fields: Sequence[str] = ("tables", "bucket", "impersonation_chain")
@@ -131,6 +155,7 @@ class RedshiftTablesToGCSOperator(BaseOperator):
         plan_id: str | None = None,
         tables_label: str = "",
         concurrency: int | None = None,
+        hash_key_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -149,6 +174,10 @@ class RedshiftTablesToGCSOperator(BaseOperator):
         self.plan_id = plan_id
         self.tables_label = tables_label
         self.concurrency = concurrency
+        self.hash_key_conn_id = hash_key_conn_id
+        if isinstance(tables, list):  # a mapped task gets its tables at run time, checked there
+            for table in tables:
+                self._contract_of(table)
 
     def settings(self, fetch_method: str) -> ExportSettings:
         """The engine settings of one table's export."""
@@ -161,6 +190,18 @@ class RedshiftTablesToGCSOperator(BaseOperator):
             max_uploads_in_flight=self.max_uploads_in_flight,
             fetch_method=fetch_method,
         )
+
+    def _contract_of(self, table: dict[str, Any]) -> tuple[str, list[str] | None, list[str], list[str]]:
+        """A table entry's contract keys, checked; (on_schema_change, columns, exclude, hash)."""
+        columns = table.get("columns")
+        keys = (
+            str(table.get("on_schema_change") or "evolve"),
+            list(columns) if columns is not None else None,
+            list(table.get("exclude_columns") or ()),
+            list(table.get("hash_columns") or ()),
+        )
+        check_contract(f"{self.task_id}: table {table.get('table')!r}", *keys, self.hash_key_conn_id)
+        return keys
 
     def workers(self) -> int:
         """Tables exported at once: ``concurrency``, else the pool slots this task holds."""
@@ -193,6 +234,12 @@ class RedshiftTablesToGCSOperator(BaseOperator):
             if ti is not None:  # the return value a failed task never gets: the others' outcomes
                 ti.xcom_push(key="return_value", value=outcomes)
             details = "; ".join(f"{name}: {type(exc).__name__}: {exc}" for name, exc in failed.items())
+            if all(_refused_by_contract(exc) for exc in failed.values()):
+                raise TablesRefusedByContract(
+                    f"{len(failed)} of {len(names)} table(s) refused by their data contract ({details}); "
+                    "the other tables' exports and manifests stand; not retried, as a retry would be "
+                    "refused the same way"
+                )
             raise TablesFailed(
                 f"{len(failed)} of {len(names)} table(s) failed ({details}); the other tables' "
                 "exports and manifests stand, and a retry exports only the failed ones"
@@ -217,6 +264,7 @@ class RedshiftTablesToGCSOperator(BaseOperator):
         settings = self.settings(table.get("fetch_method") or DEFAULTS.fetch_method)
         mode = f"incremental on {table['incremental_column']}" if table.get("incremental_column") else "full"
         self.log.info("%s: exporting (%s) to gs://%s/%s", name, mode, self.bucket, object_prefix)
+        contract = data_contract(*self._contract_of(table), self.hash_key_conn_id)
         connection = connections.take()
         try:
             result = run_export(
@@ -229,6 +277,7 @@ class RedshiftTablesToGCSOperator(BaseOperator):
                 data_interval=interval,
                 manifest_extra={"dag_id": self.dag_id, "task_id": self.task_id, "plan_id": self.plan_id},
                 table=name,
+                contract=contract,
             )
         except BaseException:
             connection.close()
@@ -257,6 +306,7 @@ class RedshiftTablesToGCSOperator(BaseOperator):
             "bytes": int(manifest.get("bytes", 0)),
             "objects": len(manifest.get("objects") or []),
             "manifest": manifest_object_name(object_prefix),
+            "schema_change": manifest.get("schema_change"),
         }
         outcome = {
             "table": name,
@@ -288,6 +338,13 @@ class RedshiftTablesToGCSOperator(BaseOperator):
         from airflow_rs2gcs.transfers.lineage import task_lineage
 
         return task_lineage(self.redshift_conn_id, self._table_exports())
+
+
+def _refused_by_contract(exc: BaseException) -> bool:
+    from airflow_rs2gcs.engine.contract import ContractError
+    from airflow_rs2gcs.engine.drift import SchemaDrift
+
+    return isinstance(exc, SchemaDrift | ContractError)
 
 
 def _settle(name: str, future: Any) -> dict[str, Any] | BaseException:

@@ -70,6 +70,15 @@ class RedshiftToGCSOperator(BaseOperator):
         ``redshift_connector`` lacks what the fast path needs; ``wire`` only the fast path (an
         unsupported driver fails the task); ``driver`` only the public API (slower). Both paths
         write the same schema and values.
+    :param on_schema_change: ``evolve`` (default) exports and records in the manifest
+        (``schema_change``) how the columns differ from the last manifest under the table's dataset
+        root; ``fail`` exports nothing while they differ (templated).
+    :param columns: export only these columns, in this order (``None``: every column).
+    :param exclude_columns: export every column but these.
+    :param hash_columns: columns whose values become the lowercase hex HMAC-SHA256 of their CSV text
+        form (NULL stays NULL; the column becomes a string column).
+    :param hash_key_conn_id: Airflow connection whose password is the HMAC key; needed with
+        ``hash_columns``.
     """
 
     template_fields: Sequence[str] = (
@@ -79,6 +88,7 @@ class RedshiftToGCSOperator(BaseOperator):
         "incremental_column",
         "impersonation_chain",
         "fetch_method",
+        "on_schema_change",
     )
     template_ext: Sequence[str] = (".sql",)
     template_fields_renderers = {"sql": "sql"}
@@ -102,6 +112,11 @@ class RedshiftToGCSOperator(BaseOperator):
         max_uploads_in_flight: int = DEFAULTS.max_uploads_in_flight,
         impersonation_chain: str | Sequence[str] | None = None,
         fetch_method: str = DEFAULTS.fetch_method,
+        on_schema_change: str = "evolve",
+        columns: Sequence[str] | None = None,
+        exclude_columns: Sequence[str] = (),
+        hash_columns: Sequence[str] = (),
+        hash_key_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -120,6 +135,19 @@ class RedshiftToGCSOperator(BaseOperator):
         self.max_uploads_in_flight = max_uploads_in_flight
         self.impersonation_chain = impersonation_chain
         self.fetch_method = fetch_method if "{{" in fetch_method else check_fetch_method(fetch_method)
+        self.on_schema_change = on_schema_change
+        self.columns = list(columns) if columns is not None else None
+        self.exclude_columns = list(exclude_columns)
+        self.hash_columns = list(hash_columns)
+        self.hash_key_conn_id = hash_key_conn_id
+        check_contract(
+            self.task_id,
+            on_schema_change,
+            self.columns,
+            self.exclude_columns,
+            self.hash_columns,
+            hash_key_conn_id,
+        )
 
     def _query(self, context: Context) -> str:
         return windowed_query(self.sql, self.incremental_column, context)
@@ -161,6 +189,13 @@ class RedshiftToGCSOperator(BaseOperator):
                 settings=settings,
                 data_interval=interval,
                 manifest_extra={"dag_id": self.dag_id, "task_id": self.task_id},
+                contract=data_contract(
+                    self.on_schema_change,
+                    self.columns,
+                    self.exclude_columns,
+                    self.hash_columns,
+                    self.hash_key_conn_id,
+                ),
             )
         finally:
             connection.close()
@@ -188,6 +223,60 @@ class RedshiftToGCSOperator(BaseOperator):
 
         export = getattr(self, "_lineage_export", None) or self._planned_export()
         return task_lineage(self.redshift_conn_id, [export])
+
+
+def check_contract(
+    where: str,
+    on_schema_change: str,
+    columns: Sequence[str] | None,
+    exclude_columns: Sequence[str],
+    hash_columns: Sequence[str],
+    hash_key_conn_id: str | None,
+) -> None:
+    """Refuse a contract that is wrong whatever the table's columns (at DAG parse, not at run time)."""
+    from airflow_rs2gcs.engine.contract import contract_problems
+
+    templated = "{{" in str(on_schema_change)
+    problems = contract_problems(
+        "evolve" if templated else on_schema_change, columns, exclude_columns, hash_columns
+    )
+    if hash_columns and not hash_key_conn_id:
+        problems.append("hash_columns needs hash_key_conn_id (a connection whose password is the HMAC key)")
+    if problems:
+        raise ValueError(f"{where}: " + "; ".join(problems))
+
+
+def hash_key(conn_id: str | None) -> str | None:
+    """The password of ``conn_id`` (the HMAC key), masked in every log Airflow prints from now on."""
+    if not conn_id:
+        return None
+    from airflow.sdk import BaseHook
+    from airflow.sdk.log import mask_secret
+
+    key = BaseHook.get_connection(conn_id).password
+    if not key:
+        raise ValueError(f"connection {conn_id!r} has no password; hash_columns needs it as the HMAC key")
+    mask_secret(key)
+    return str(key)
+
+
+def data_contract(
+    on_schema_change: str,
+    columns: Sequence[str] | None,
+    exclude_columns: Sequence[str],
+    hash_columns: Sequence[str],
+    hash_key_conn_id: str | None,
+) -> Any:
+    """The engine's :class:`~airflow_rs2gcs.engine.contract.DataContract`, with the key read if needed."""
+    from airflow_rs2gcs.engine.contract import DataContract
+
+    return DataContract(
+        on_schema_change=on_schema_change,  # type: ignore[arg-type]  # DataContract checks the value
+        columns=tuple(columns) if columns is not None else None,
+        exclude_columns=tuple(exclude_columns),
+        hash_columns=tuple(hash_columns),
+        hash_key=hash_key(hash_key_conn_id) if hash_columns else None,
+    )
 
 
 def windowed_query(sql: str, incremental_column: str | None, context: Context) -> str:

@@ -439,3 +439,114 @@ def test_row_estimates_come_from_the_catalog_and_views_are_unknown(loaded, stack
     assert before["public.rs2gcs_estimate_view"] is None and before["public.rs2gcs_no_such_table"] is None
     pg.psql(f"ANALYZE {TABLE};", database=pg.database)
     assert hook.row_estimates([TABLE]) == {TABLE: ROWS + 2}
+
+
+# The data contract: hashed and excluded columns, and schema drift against the last manifest.
+HASH_KEY = "s3cret-hmac-key"
+
+
+def test_hashed_values_are_the_hmac_of_the_csv_text_and_excluded_columns_are_not_exported(gcs, monkeypatch):
+    import csv
+    import hashlib
+    import hmac
+
+    from airflow_rs2gcs.transfers.redshift_tables_to_gcs import RedshiftTablesToGCSOperator
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_RS2GCS_HASH_KEY", json.dumps({"conn_type": "generic", "password": HASH_KEY})
+    )
+    sql = f"SELECT * FROM {TABLE} WHERE id <= 300 OR id > 90000"
+    contract = {"exclude_columns": ["seen_at"], "hash_columns": ["payload", "updated_at"]}
+    tables = [
+        {"table": "plain", "sql": sql, "object_prefix": "contract/plain"},
+        {"table": "hashed", "sql": sql, "object_prefix": "contract/hashed", **contract},
+    ]
+    operator = RedshiftTablesToGCSOperator(
+        task_id="contract",
+        tables=tables,
+        bucket=BUCKET,
+        redshift_conn_id="rs2gcs_redshift",
+        gcp_conn_id="rs2gcs_gcs",
+        export_format="csv",
+        hash_key_conn_id="rs2gcs_hash_key",
+    )
+    operator.execute(_context(1))  # type: ignore[arg-type]
+
+    def rows(prefix: str) -> list[dict[str, str]]:
+        (name,) = [o["name"] for o in manifest_of(gcs, prefix)["objects"]]
+        return list(csv.DictReader(io.StringIO(gcs.download(BUCKET, name).decode("utf-8"))))
+
+    plain, hashed = rows("contract/plain"), rows("contract/hashed")
+    assert list(hashed[0]) == ["id", "updated_at", "payload"]  # seen_at is gone, the order is kept
+    assert [r["id"] for r in hashed] == [r["id"] for r in plain] and len(plain) == 302
+
+    def mac(text: str) -> str:
+        return hmac.new(HASH_KEY.encode(), text.encode("utf-8"), hashlib.sha256).hexdigest()
+
+    for p, h in zip(plain, hashed, strict=True):
+        assert (h["payload"], h["updated_at"]) == (mac(p["payload"]), mac(p["updated_at"]))
+    manifest = manifest_of(gcs, "contract/hashed")
+    assert manifest["hashed_columns"] == ["payload", "updated_at"]
+    assert HASH_KEY not in json.dumps(manifest)
+    assert [(c["name"], c["arrow_type"]) for c in manifest["schema"]] == [
+        ("id", "int64"),
+        ("updated_at", "string"),
+        ("payload", "string"),
+    ]
+    assert "seen_at" not in manifest["source_query"].split(" FROM (")[0]  # never read: projected in SQL
+
+
+def test_schema_drift_evolve_records_the_difference_and_fail_publishes_nothing(gcs):
+    from airflow_rs2gcs.engine.contract import DataContract
+    from airflow_rs2gcs.engine.drift import SchemaDrift
+
+    root = "drift/acme/events"
+    old, new, refused = (f"{root}/dt=2026-03-0{d}/interval=i{d}" for d in (1, 2, 3))
+    export(f"SELECT id, payload FROM {TABLE} WHERE id <= 10", old)
+    assert "schema_change" not in manifest_of(gcs, old)  # the first manifest has nothing to differ from
+
+    changed = f"SELECT id::int4 AS id, 1 AS extra FROM {TABLE} WHERE id <= 10"
+    result = export(changed, new)  # on_schema_change defaults to evolve
+    expected = {
+        "added": ["extra"],
+        "removed": ["payload"],
+        "changed": [{"name": "id", "from": "bigint (int64)", "to": "integer (int32)"}],
+        "reordered": False,
+    }
+    assert result.schema_change == expected == manifest_of(gcs, new)["schema_change"]
+    assert manifest_of(gcs, new)["rows"] == 10
+
+    before = (listing(gcs, root), manifest_of(gcs, new))
+    back = f"SELECT id, payload FROM {TABLE} WHERE id <= 10"
+    for prefix in (refused, new):  # a new interval, and a re-run of the one holding the last manifest
+        with pytest.raises(SchemaDrift, match=r"added: payload; removed: extra; changed: id from integer"):
+            export_through_engine(
+                back, BUCKET, prefix, ("a", "b"), "d", contract=DataContract(on_schema_change="fail")
+            )
+    assert (listing(gcs, root), manifest_of(gcs, new)) == before
+
+    # In the sync DAG's task: refused without a retry (it would be refused again), the others exported.
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from airflow_rs2gcs.transfers.redshift_tables_to_gcs import RedshiftTablesToGCSOperator
+
+    tables = [
+        {"table": "events", "sql": back, "object_prefix": refused, "on_schema_change": "fail"},
+        {"table": "other", "sql": back, "object_prefix": "drift/acme/other/dt=2026-03-01"},
+    ]
+    task = RedshiftTablesToGCSOperator(
+        task_id="t",
+        tables=tables,
+        bucket=BUCKET,
+        redshift_conn_id="rs2gcs_redshift",
+        gcp_conn_id="rs2gcs_gcs",
+    )
+    with pytest.raises(AirflowFailException, match=r"1 of 2 table\(s\) refused by their data contract"):
+        task.execute(_context(1))  # type: ignore[arg-type]
+    assert (listing(gcs, root), manifest_of(gcs, new)) == before
+    assert manifest_of(gcs, "drift/acme/other/dt=2026-03-01")["rows"] == 10
+
+    same = export_through_engine(
+        changed, BUCKET, refused, ("a", "b"), "d", contract=DataContract(on_schema_change="fail")
+    )
+    assert same.schema_change is None and "schema_change" not in manifest_of(gcs, refused)

@@ -2,6 +2,7 @@
 
 import { postAction } from "./actions.js";
 import { api, errorAlert, errorMessage, query, tenantPath } from "./api.js";
+import { contractBody, contractCell, storedContract } from "./contract.js";
 import { clear, debounce, h, nextId } from "./dom.js";
 import { entryFrequency, fmtNumber } from "./format.js";
 import { FieldErrors, confirmField, formActions, selectField, textField } from "./forms.js";
@@ -18,7 +19,7 @@ export function configureForm(ctx) {
   const queries = [];
   for (const t of e.tables || []) {
     if (t.query) queries.push({ name: t.name, sql: t.query });
-    else selected.set(t.name, { name: t.name, mode: t.mode || "full", cursor_column: t.cursor_column || null });
+    else selected.set(t.name, { name: t.name, mode: t.mode || "full", cursor_column: t.cursor_column || null, ...storedContract(t) });
   }
   const columnsCache = new Map();
 
@@ -109,7 +110,7 @@ export function configureForm(ctx) {
       );
       box.addEventListener("change", () => {
         if (box.checked) {
-          if (!selected.has(rel.qualified_name)) selected.set(rel.qualified_name, { name: rel.qualified_name, mode: "full", cursor_column: null });
+          if (!selected.has(rel.qualified_name)) selected.set(rel.qualified_name, { name: rel.qualified_name, mode: "full", cursor_column: null, ...storedContract({}) });
         } else selected.delete(rel.qualified_name);
         tr.classList.toggle("is-selected", box.checked);
         renderSelected();
@@ -153,7 +154,7 @@ export function configureForm(ctx) {
       h(
         "thead",
         {},
-        h("tr", {}, ["Table", "Mode", "Cursor column", ""].map((t) => h("th", { scope: "col" }, t || h("span", { class: "visually-hidden" }, "Remove")))),
+        h("tr", {}, ["Table", "Mode", "Cursor column", "Columns", ""].map((t) => h("th", { scope: "col" }, t || h("span", { class: "visually-hidden" }, "Remove")))),
       ),
       selectedBody,
     ),
@@ -179,7 +180,7 @@ export function configureForm(ctx) {
     clear(selectedBody);
     selectedSlots = [];
     if (!selected.size) {
-      selectedBody.append(h("tr", {}, h("td", { colspan: "4", class: "empty" }, "No table selected yet: tick relations above.")));
+      selectedBody.append(h("tr", {}, h("td", { colspan: "5", class: "empty" }, "No table selected yet: tick relations above.")));
     }
     let index = 0;
     for (const spec of selected.values()) {
@@ -255,7 +256,7 @@ export function configureForm(ctx) {
       errors.field(`tables.${i}.cursor_column`, cursor, cursorError);
       errors.field(`tables.${spec.name}`, mode, modeError);
       selectedSlots.push(spec.name);
-      selectedBody.append(h("tr", {}, h("th", { scope: "row" }, h("code", {}, spec.name)), h("td", {}, mode, modeError), cursorCell, h("td", {}, remove)));
+      selectedBody.append(h("tr", {}, h("th", { scope: "row" }, h("code", {}, spec.name)), h("td", {}, mode, modeError), cursorCell, contractCell(spec, () => columnsFor(spec.name), errors, i), h("td", {}, remove)));
     }
   }
 
@@ -318,6 +319,7 @@ export function configureForm(ctx) {
     errors,
     attrs: { list: tzList.id },
   });
+  const hashKey = textField({ label: "Hash key connection", name: "hash_key_conn_id", value: e.hash_key_conn_id || "", hint: "Connection whose password keys hashed columns.", errors });
   const confirm = confirmField(
     "confirm_output_change",
     "Confirm the output change: objects already written and the incremental history stay as they are, and the next syncs start over.",
@@ -362,7 +364,7 @@ export function configureForm(ctx) {
       queriesError,
       addQueryBtn,
     ),
-    h("fieldset", {}, h("legend", {}, "Schedule and output"), h("div", { class: "form-grid" }, freq.el, format.el, tz.el), tzList),
+    h("fieldset", {}, h("legend", {}, "Schedule and output"), h("div", { class: "form-grid" }, freq.el, format.el, tz.el, hashKey.el), tzList),
     confirm.box,
     actions.el,
   );
@@ -370,7 +372,7 @@ export function configureForm(ctx) {
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
     const local = {};
-    const tables = [...selected.values()].map((s) => ({ name: s.name, mode: s.mode, cursor_column: s.mode === "incremental" ? s.cursor_column : null }));
+    const tables = [...selected.values()].map((s) => ({ name: s.name, mode: s.mode, cursor_column: s.mode === "incremental" ? s.cursor_column : null, ...contractBody(s) }));
     tables.forEach((t, i) => {
       if (t.mode === "incremental" && !t.cursor_column) local[`tables.${i}.cursor_column`] = "Choose the cursor column of an incremental table.";
     });
@@ -398,6 +400,7 @@ export function configureForm(ctx) {
       format: format.select.value,
       timezone: tz.input.value.trim() || "UTC",
     };
+    if (hashKey.input.value.trim()) body.hash_key_conn_id = hashKey.input.value.trim();
     if (confirm.input.checked) body.confirm_output_change = true;
     postAction(ctx, "configure", body, { errors, submit: actions.submit, confirmFields: { confirm_output_change: confirm }, aliases });
   });

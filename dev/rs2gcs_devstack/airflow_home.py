@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,19 @@ def default_dags_folder() -> Path:
     return repo_root() / "dags"
 
 
+def _migrated_template() -> Path:
+    """Where this process keeps a freshly migrated SQLite metadata DB (removed at exit)."""
+    global _TEMPLATE_DIR
+    if _TEMPLATE_DIR is None:
+        _TEMPLATE_DIR = Path(tempfile.mkdtemp(prefix="rs2gcs-migrated-"))
+        atexit.register(shutil.rmtree, _TEMPLATE_DIR, ignore_errors=True)
+    return _TEMPLATE_DIR / "airflow.db"
+
+
+_TEMPLATE_DIR: Path | None = None
+_TEMPLATE_LOCK = threading.Lock()
+
+
 class AirflowHome:
     """A temporary AIRFLOW_HOME with its own metadata DB, and the environment to run Airflow in it.
 
@@ -64,6 +79,9 @@ class AirflowHome:
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.path / "logs"),
+            # The DAG file parses in about 5 s here; Airflow's 30 s limit is too tight when the test
+            # suite's two workers each run several Airflow processes on two cores.
+            "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "120",
             **(extra_env or {}),
         }
 
@@ -93,8 +111,22 @@ class AirflowHome:
         return result
 
     def migrate(self) -> None:
-        """Create the metadata DB."""
-        self.run("db", "migrate")
+        """Create the metadata DB: migrated once per process, then copied (``db migrate`` costs seconds).
+
+        Only the default SQLite DB (``$AIRFLOW_HOME/airflow.db``) is copied; a home given another
+        ``sql_alchemy_conn`` is migrated each time.
+        """
+        db = self.path / "airflow.db"
+        if "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" in self.env:
+            self.run("db", "migrate")
+            return
+        with _TEMPLATE_LOCK:
+            template = _migrated_template()
+            if not template.exists():
+                self.run("db", "migrate")
+                shutil.copy2(db, template)
+                return
+        shutil.copy2(template, db)
 
     def set_variable(self, key: str, value: Any) -> None:
         """Write a Variable to the metadata DB (JSON-encoded unless already a string).

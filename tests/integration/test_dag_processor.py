@@ -18,15 +18,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import shutil
 import sqlite3
-import tempfile
 import urllib.parse
 import urllib.request
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -106,10 +103,10 @@ def _read_db(home: AirflowHome) -> tuple[dict[str, sqlite3.Row], list[sqlite3.Ro
     return dags, errors
 
 
-def _parse_scenario(migrated_db: Path, variable: str | dict | None, ask_cli: bool) -> Parsed:
+def _parse_scenario(variable: str | dict | None, ask_cli: bool) -> Parsed:
     home = AirflowHome()
     try:
-        shutil.copy2(migrated_db, home.path / "airflow.db")
+        home.migrate()  # a copy of the DB this process migrated once
         if variable is not None:
             home.set_variable(VARIABLE, variable)
         home.run("dag-processor", "-n", "1", timeout=240)
@@ -128,19 +125,11 @@ def _parse_scenario(migrated_db: Path, variable: str | dict | None, ask_cli: boo
 @pytest.fixture(scope="module")
 def parsed():
     """Every scenario parsed once by its own real dag-processor pass; the homes live for the module."""
-    with AirflowHome(dags_folder=Path(tempfile.mkdtemp(prefix="rs2gcs-no-dags-"))) as template:
-        template.migrate()
-        migrated_db = Path(tempfile.mkdtemp(prefix="rs2gcs-migrated-")) / "airflow.db"
-        shutil.copy2(template.path / "airflow.db", migrated_db)
-        shutil.rmtree(template.env["AIRFLOW__CORE__DAGS_FOLDER"], ignore_errors=True)
-    try:
-        with ThreadPoolExecutor(max_workers=len(SCENARIOS)) as pool:
-            futures = {
-                name: pool.submit(_parse_scenario, migrated_db, variable, name == "tenants")
-                for name, variable in SCENARIOS.items()
-            }
-    finally:
-        shutil.rmtree(migrated_db.parent, ignore_errors=True)
+    with ThreadPoolExecutor(max_workers=len(SCENARIOS)) as pool:
+        futures = {
+            name: pool.submit(_parse_scenario, variable, name == "tenants")
+            for name, variable in SCENARIOS.items()
+        }
     results = {name: f.result() for name, f in futures.items() if f.exception() is None}
     failed = [f.exception() for f in futures.values() if f.exception() is not None]
     try:

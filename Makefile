@@ -54,8 +54,13 @@ $(REDIS_SERVER):
 		echo "note: $(REDIS_SERVER) is missing and apt-get as root is not available: the Celery test will skip (fail in CI)"; \
 	fi
 
+# Two pytest-xdist workers, one whole test module each at a time (--dist loadfile: a module's stack
+# and Airflow home are started once, on one worker). Most of an integration test's time is waiting for
+# Airflow processes, so two workers on two cores finish well before one. TEST_WORKERS=0 runs serially.
+TEST_WORKERS ?= 2
+
 test: $(STAMP) $(CHROMIUM) $(REDIS_SERVER)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)

@@ -10,9 +10,18 @@ from typing import Any
 
 
 def export_through_engine(
-    sql: str, bucket: str, prefix: str, data_interval: tuple[str, str], dag_id: str, **settings: Any
+    sql: str,
+    bucket: str,
+    prefix: str,
+    data_interval: tuple[str, str],
+    dag_id: str,
+    verify: str | None = None,
+    key_query: str | None = None,
+    **settings: Any,
 ) -> Any:
-    """Run ``sql`` into ``gs://bucket/prefix/`` with ``ExportSettings(**settings)``; the ExportResult."""
+    """Run ``sql`` into ``gs://bucket/prefix/`` with ``ExportSettings(**settings)``; the ExportResult.
+
+    ``verify`` and ``key_query`` are run_export's data-contract options."""
     from airflow.providers.amazon.aws.hooks.redshift_sql import RedshiftSQLHook
     from airflow.providers.google.cloud.hooks.gcs import GCSHook
 
@@ -30,6 +39,8 @@ def export_through_engine(
             settings=ExportSettings(**settings),
             data_interval=data_interval,
             manifest_extra={"dag_id": dag_id, "task_id": "t"},
+            verify=verify,
+            key_query=key_query,
         )
     finally:
         connection.close()

@@ -41,6 +41,16 @@ def _table_query(table: Any) -> str:
     return table.query or select_table(table.name)
 
 
+def _contract_options(table: Any) -> dict[str, Any]:
+    """The table's data-contract keys (verify, capture_deletes, primary_key), only those it turns on."""
+    options: dict[str, Any] = {}
+    if table.verify:
+        options["verify"] = table.verify
+    if table.capture_deletes:
+        options |= {"capture_deletes": True, "primary_key": list(table.primary_key)}
+    return options
+
+
 def plan_tables(
     tenant: Tenant,
     params: Mapping[str, Any],
@@ -72,6 +82,7 @@ def plan_tables(
             "incremental_column": None if full_refresh or t.mode != "incremental" else t.cursor_column,
             "fetch_method": t.fetch_method,
         }
+        | _contract_options(t)
         for t in tenant.tables
         if t.name in wanted
     ]

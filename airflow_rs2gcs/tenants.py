@@ -14,10 +14,18 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Literal, get_args
 
 import pendulum
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from airflow_rs2gcs.engine.paths import table_folder
-from airflow_rs2gcs.engine.settings import FetchMethod
+from airflow_rs2gcs.engine.settings import VERIFY_MODES, FetchMethod
 from airflow_rs2gcs.identifiers import InvalidTableName, parse_table_name
 from airflow_rs2gcs.query_check import QueryNotAllowed, check_read_only_select
 from airflow_rs2gcs.schedules import normalise_frequency
@@ -85,6 +93,11 @@ class TableSpec(_Strict):
     :param expected_rows: optional hint of the rows a run exports, used instead of the catalog's
         estimate to decide whether the table may share a sync task with other small tables; a custom
         query without it counts as large (see :mod:`airflow_rs2gcs.grouping`).
+    :param verify: ``"count"`` counts the source rows of the same query and window in the export's
+        snapshot and fails the table when the export wrote another number; ``None`` (default): off.
+    :param capture_deletes: an incremental table also writes its whole current primary key set as
+        ``_keys/`` objects beside each interval's data, so consumers can find deleted rows.
+    :param primary_key: the columns of the primary key (needed by ``capture_deletes``).
     """
 
     name: str
@@ -93,6 +106,54 @@ class TableSpec(_Strict):
     cursor_column: str | None = None
     fetch_method: FetchMethod = "auto"
     expected_rows: int | None = None
+    # Data contract: reconciliation and delete capture (docs/tenant-contract.md).
+    verify: Literal["count"] | None = None
+    capture_deletes: bool = False
+    primary_key: tuple[str, ...] = ()
+
+    @field_validator("verify", mode="before")
+    @classmethod
+    def _check_verify(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is not None and value not in VERIFY_MODES:
+            allowed = ", ".join(repr(mode) for mode in VERIFY_MODES)
+            raise ValueError(
+                f"table {info.data.get('name')!r}: {value!r} is not allowed; allowed: {allowed} or null"
+            )
+        return value
+
+    @field_validator("capture_deletes", mode="before")
+    @classmethod
+    def _check_capture_deletes(cls, value: Any, info: ValidationInfo) -> Any:
+        if not isinstance(value, bool):
+            raise ValueError(
+                f"table {info.data.get('name')!r}: {value!r} is not allowed; allowed: true or false"
+            )
+        return value
+
+    @field_validator("primary_key", mode="before")
+    @classmethod
+    def _check_primary_key(cls, value: Any, info: ValidationInfo) -> Any:
+        table = info.data.get("name")
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"table {table!r}: {value!r} is not allowed; allowed: a list of column names")
+        bad = [c for c in value if not isinstance(c, str) or not COLUMN_PATTERN.fullmatch(c)]
+        if bad:
+            raise ValueError(
+                f"table {table!r}: {bad!r} are not column names; allowed: letters, digits, '_' or '$'"
+            )
+        duplicates = sorted({c for c in value if value.count(c) > 1})
+        if duplicates:
+            raise ValueError(f"table {table!r}: columns {duplicates} appear twice; list each column once")
+        return value
+
+    @model_validator(mode="after")
+    def _capture_deletes_needs_keys(self) -> TableSpec:
+        if self.capture_deletes and (self.mode != "incremental" or not self.primary_key):
+            raise ValueError(
+                f"table {self.name!r}: capture_deletes needs mode 'incremental' and a primary_key "
+                f"(mode is {self.mode!r}, primary_key is {list(self.primary_key)})"
+            )
+        return self
 
     @field_validator("expected_rows", mode="before")
     @classmethod

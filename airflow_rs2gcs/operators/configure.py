@@ -61,7 +61,8 @@ class ConfigureTenantOperator(BaseOperator):
     :param tables: tables to sync: ``schema.table`` names (for a custom query, its output name) or
         objects like the Variable's (``{"name": ..., "mode": ..., "cursor_column": ..., "query": ...}``)
         (templated: a string must be a JSON list).
-    :param table_options: per table name: ``query``, ``mode``, ``cursor_column``, ``fetch_method``;
+    :param table_options: per table name: ``query``, ``mode``, ``cursor_column``, ``fetch_method``,
+        ``verify``, ``capture_deletes``, ``primary_key`` (its columns must exist);
         ``null`` clears a stored option (templated: a string must be a JSON object).
     :param sync_frequency: a value or label of the syncFrequency options table, or a cron expression
         (templated).
@@ -230,6 +231,11 @@ class ConfigureTenantOperator(BaseOperator):
             raise LifecycleError(
                 f"{where}: field 'cursor_column': {cursor!r} {found}; allowed: a column of type date, "
                 f"timestamp or timestamptz among {sorted(columns)}"
+            )
+        missing = [column for column in spec.get("primary_key") or [] if column not in columns]
+        if missing:
+            raise LifecycleError(
+                f"{where}: field 'primary_key': {missing} missing; allowed: columns among {sorted(columns)}"
             )
         return spec
 

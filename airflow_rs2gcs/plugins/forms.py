@@ -46,11 +46,15 @@ class ConnectBody(_Body):
 
 
 class TableChoice(_Body):
-    """A picked relation: its name as the catalog lists it, its mode and cursor column."""
+    """A picked relation: its name as the catalog lists it, its mode and cursor column, and the data
+    contract keys (verify, capture_deletes, primary_key): those not sent keep their stored values."""
 
     name: str
     mode: Literal["full", "incremental"] = "full"
     cursor_column: str | None = None
+    verify: str | None = None
+    capture_deletes: bool = False
+    primary_key: list[str] = []
 
 
 class QueryChoice(_Body):
@@ -176,6 +180,9 @@ def connect_conf(tenant_id: str, body: ConnectBody, stored: Mapping[str, Any] | 
 # --- Configure ----------------------------------------------------------------------------------------
 
 
+CONTRACT_KEYS = ("verify", "capture_deletes", "primary_key")
+
+
 def _table_spec(choice: str | TableChoice) -> dict[str, Any]:
     if isinstance(choice, str):
         choice = TableChoice(name=choice)
@@ -185,7 +192,7 @@ def _table_spec(choice: str | TableChoice) -> dict[str, Any]:
         "mode": choice.mode,
         "cursor_column": choice.cursor_column if incremental else None,
         "query": None,
-    }
+    } | {key: getattr(choice, key) for key in CONTRACT_KEYS if key in choice.model_fields_set}
 
 
 def _name_errors(body: ConfigureBody) -> dict[str, str]:

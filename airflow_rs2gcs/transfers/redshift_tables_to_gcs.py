@@ -12,11 +12,13 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_rs2gcs.engine.paths import check_object_prefix
-from airflow_rs2gcs.engine.settings import SINGLE_NODE_MAX_FETCH, ExportSettings, check_format
+from airflow_rs2gcs.engine.settings import SINGLE_NODE_MAX_FETCH, ExportSettings, check_format, check_verify
 from airflow_rs2gcs.transfers.redshift_to_gcs import (
     DEFAULTS,
+    check_capture_deletes,
     emit_asset_events,
     export_outcome,
+    key_query,
     run_interval,
     windowed_query,
 )
@@ -27,7 +29,16 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # The keys of one entry of ``tables``.
-TABLE_KEYS = ("table", "sql", "object_prefix", "incremental_column", "fetch_method")
+TABLE_KEYS = (
+    "table",
+    "sql",
+    "object_prefix",
+    "incremental_column",
+    "fetch_method",
+    "verify",
+    "capture_deletes",
+    "primary_key",
+)
 
 
 class TablesFailed(RuntimeError):
@@ -83,8 +94,9 @@ class RedshiftTablesToGCSOperator(BaseOperator):
     again, so a retry redoes only the tables that failed.
 
     :param tables: the tables to export (templated): dicts with ``table`` (its name, for logs and
-        outcomes), ``sql``, ``object_prefix``, ``incremental_column`` (``None``: full) and
-        ``fetch_method``, as for ``RedshiftToGCSOperator``.
+        outcomes), ``sql``, ``object_prefix``, ``incremental_column`` (``None``: full),
+        ``fetch_method``, and optionally ``verify``, ``capture_deletes`` and ``primary_key``, as for
+        ``RedshiftToGCSOperator``.
     :param bucket: target GCS bucket (templated).
     :param redshift_conn_id: Airflow connection of type ``redshift``.
     :param gcp_conn_id: Airflow connection of type ``google_cloud_platform``.
@@ -205,6 +217,9 @@ class RedshiftTablesToGCSOperator(BaseOperator):
             if kept is not None:
                 return kept
         settings = self.settings(table.get("fetch_method") or DEFAULTS.fetch_method)
+        verify = check_verify(table.get("verify"))
+        capture_deletes, primary_key = bool(table.get("capture_deletes")), table.get("primary_key") or []
+        check_capture_deletes(capture_deletes, primary_key)
         mode = f"incremental on {table['incremental_column']}" if table.get("incremental_column") else "full"
         self.log.info("%s: exporting (%s) to gs://%s/%s", name, mode, self.bucket, object_prefix)
         connection = connections.take()
@@ -219,6 +234,8 @@ class RedshiftTablesToGCSOperator(BaseOperator):
                 data_interval=interval,
                 manifest_extra={"dag_id": self.dag_id, "task_id": self.task_id, "plan_id": self.plan_id},
                 table=name,
+                verify=verify,
+                key_query=key_query(table["sql"], capture_deletes, primary_key),
             )
         except BaseException:
             connection.close()

@@ -14,8 +14,9 @@ from airflow_rs2gcs.engine.settings import (
     ExportSettings,
     check_fetch_method,
     check_format,
+    check_verify,
 )
-from airflow_rs2gcs.sql import windowed
+from airflow_rs2gcs.sql import quote_identifier, windowed
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -62,6 +63,13 @@ class RedshiftToGCSOperator(BaseOperator):
         ``redshift_connector`` lacks what the fast path needs; ``wire`` only the fast path (an
         unsupported driver fails the task); ``driver`` only the public API (slower). Both paths
         write the same schema and values.
+    :param verify: ``"count"`` counts the rows of the (windowed) query in the export's own snapshot
+        and fails the task, publishing nothing, when the export wrote another number; the manifest
+        records ``source_rows``. ``None`` (default): no count.
+    :param capture_deletes: also write the whole current set of ``primary_key`` values of ``sql``
+        (not windowed), read in the same snapshot, as ``<object_prefix>/_keys/part-*`` objects
+        listed under the manifest's ``keys``; consumers find deleted rows by an anti-join.
+    :param primary_key: the key columns ``capture_deletes`` writes.
     """
 
     template_fields: Sequence[str] = (
@@ -94,6 +102,9 @@ class RedshiftToGCSOperator(BaseOperator):
         max_uploads_in_flight: int = DEFAULTS.max_uploads_in_flight,
         impersonation_chain: str | Sequence[str] | None = None,
         fetch_method: str = DEFAULTS.fetch_method,
+        verify: str | None = None,
+        capture_deletes: bool = False,
+        primary_key: Sequence[str] = (),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -112,6 +123,10 @@ class RedshiftToGCSOperator(BaseOperator):
         self.max_uploads_in_flight = max_uploads_in_flight
         self.impersonation_chain = impersonation_chain
         self.fetch_method = fetch_method if "{{" in fetch_method else check_fetch_method(fetch_method)
+        self.verify = check_verify(verify)
+        self.capture_deletes = capture_deletes
+        self.primary_key = list(primary_key)
+        check_capture_deletes(capture_deletes, self.primary_key)
 
     def _query(self, context: Context) -> str:
         return windowed_query(self.sql, self.incremental_column, context)
@@ -153,6 +168,8 @@ class RedshiftToGCSOperator(BaseOperator):
                 settings=settings,
                 data_interval=interval,
                 manifest_extra={"dag_id": self.dag_id, "task_id": self.task_id},
+                verify=self.verify,
+                key_query=key_query(self.sql, self.capture_deletes, self.primary_key),
             )
         finally:
             connection.close()
@@ -180,6 +197,20 @@ def windowed_query(sql: str, incremental_column: str | None, context: Context) -
             "data_interval_start/end), else give it a schedule or run it as a full refresh"
         )
     return windowed(sql, incremental_column, start, end)
+
+
+def check_capture_deletes(capture_deletes: bool, primary_key: Sequence[str]) -> None:
+    """``capture_deletes`` needs key columns to write."""
+    if capture_deletes and not primary_key:
+        raise ValueError("capture_deletes needs primary_key: the columns of the key set it writes")
+
+
+def key_query(sql: str, capture_deletes: bool, primary_key: Sequence[str]) -> str | None:
+    """The query of the primary key set of ``sql`` (unwindowed: every current row), or ``None``."""
+    if not capture_deletes:
+        return None
+    columns = ", ".join(quote_identifier(column) for column in primary_key)
+    return f"SELECT {columns} FROM ({sql}) AS rs2gcs_keys"
 
 
 def run_interval(context: Context) -> tuple[str | None, str | None]:

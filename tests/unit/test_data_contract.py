@@ -158,3 +158,29 @@ def test_the_pages_configure_sends_the_keys_it_was_given_and_keeps_the_others():
     bad = ConfigureBody.model_validate({"tables": [{**ORDERS, "capture_deletes": True}]})
     with pytest.raises(Exception, match="capture_deletes needs"):
         configure_conf("acme", bad, stored)
+
+
+class _Catalog:
+    """The catalog hook's two reads Configure's table check makes (the real one is in the e2e tests)."""
+
+    def can_read(self, name: str) -> bool:
+        return True
+
+    def result_columns(self, sql: str) -> dict[str, int]:
+        return {"customer_id": 20, "created_at": 1184, "name": 1043}
+
+
+def test_configure_checks_primary_key_columns_against_the_catalog_and_lists_the_real_ones():
+    from airflow_rs2gcs.operators.configure import ConfigureTenantOperator
+    from airflow_rs2gcs.operators.lifecycle import LifecycleError
+
+    operator = ConfigureTenantOperator(task_id="configure", tenant_id="acme")
+    spec = {"name": "public.customers", "mode": "incremental", "cursor_column": "created_at"}
+    good = {**spec, "capture_deletes": True, "primary_key": ["customer_id"]}
+    assert operator._check_spec("acme", _Catalog(), good) == good
+    with pytest.raises(LifecycleError) as info:
+        operator._check_spec("acme", _Catalog(), {**good, "primary_key": ["customer_id", "id"]})
+    assert str(info.value) == (
+        "tenant 'acme', table 'public.customers': field 'primary_key': ['id'] missing; allowed: columns "
+        "among ['created_at', 'customer_id', 'name']"
+    )

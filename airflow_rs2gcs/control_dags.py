@@ -181,7 +181,8 @@ def build_configure_dag() -> DAG:
             type=["null", "object"],
             title="Per-table options",
             description='{"<table>": {"query": "select ...", "mode": "incremental", '
-            '"cursor_column": "updated_at"}}. Only the options given change; null clears one.',
+            '"cursor_column": "updated_at", "verify": "count", "capture_deletes": true, '
+            '"primary_key": ["id"]}}. Only the options given change; null clears one.',
         ),
         "syncFrequency": Param(
             None,

@@ -6,6 +6,7 @@ import { clear, debounce, h, nextId } from "./dom.js";
 import { entryFrequency, fmtNumber } from "./format.js";
 import { FieldErrors, confirmField, formActions, selectField, textField } from "./forms.js";
 import { CATALOG_PAGE_SIZE, state } from "./state.js";
+import { contractBody, contractCell, contractOf } from "./contract.js";
 
 export function configureForm(ctx) {
   const meta = state.meta;
@@ -18,7 +19,7 @@ export function configureForm(ctx) {
   const queries = [];
   for (const t of e.tables || []) {
     if (t.query) queries.push({ name: t.name, sql: t.query });
-    else selected.set(t.name, { name: t.name, mode: t.mode || "full", cursor_column: t.cursor_column || null });
+    else selected.set(t.name, { name: t.name, mode: t.mode || "full", cursor_column: t.cursor_column || null, ...contractOf(t) });
   }
   const columnsCache = new Map();
 
@@ -109,7 +110,7 @@ export function configureForm(ctx) {
       );
       box.addEventListener("change", () => {
         if (box.checked) {
-          if (!selected.has(rel.qualified_name)) selected.set(rel.qualified_name, { name: rel.qualified_name, mode: "full", cursor_column: null });
+          if (!selected.has(rel.qualified_name)) selected.set(rel.qualified_name, { name: rel.qualified_name, mode: "full", cursor_column: null, ...contractOf({}) });
         } else selected.delete(rel.qualified_name);
         tr.classList.toggle("is-selected", box.checked);
         renderSelected();
@@ -153,7 +154,7 @@ export function configureForm(ctx) {
       h(
         "thead",
         {},
-        h("tr", {}, ["Table", "Mode", "Cursor column", ""].map((t) => h("th", { scope: "col" }, t || h("span", { class: "visually-hidden" }, "Remove")))),
+        h("tr", {}, ["Table", "Mode", "Cursor column", "Contract", ""].map((t) => h("th", { scope: "col" }, t || h("span", { class: "visually-hidden" }, "Remove")))),
       ),
       selectedBody,
     ),
@@ -179,7 +180,7 @@ export function configureForm(ctx) {
     clear(selectedBody);
     selectedSlots = [];
     if (!selected.size) {
-      selectedBody.append(h("tr", {}, h("td", { colspan: "4", class: "empty" }, "No table selected yet: tick relations above.")));
+      selectedBody.append(h("tr", {}, h("td", { colspan: "5", class: "empty" }, "No table selected yet: tick relations above.")));
     }
     let index = 0;
     for (const spec of selected.values()) {
@@ -223,10 +224,12 @@ export function configureForm(ctx) {
         cursor.hidden = spec.mode !== "incremental";
         if (spec.mode === "incremental") fillCursor();
       };
+      const contract = contractCell(spec, columnsFor, errors, i);
       mode.addEventListener("change", () => {
         spec.mode = mode.value;
         if (spec.mode !== "incremental") spec.cursor_column = null;
         syncCursor();
+        contract.sync();
       });
       cursor.addEventListener("change", () => (spec.cursor_column = cursor.value || null));
       syncCursor();
@@ -255,7 +258,7 @@ export function configureForm(ctx) {
       errors.field(`tables.${i}.cursor_column`, cursor, cursorError);
       errors.field(`tables.${spec.name}`, mode, modeError);
       selectedSlots.push(spec.name);
-      selectedBody.append(h("tr", {}, h("th", { scope: "row" }, h("code", {}, spec.name)), h("td", {}, mode, modeError), cursorCell, h("td", {}, remove)));
+      selectedBody.append(h("tr", {}, h("th", { scope: "row" }, h("code", {}, spec.name)), h("td", {}, mode, modeError), cursorCell, contract.el, h("td", {}, remove)));
     }
   }
 
@@ -370,7 +373,7 @@ export function configureForm(ctx) {
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
     const local = {};
-    const tables = [...selected.values()].map((s) => ({ name: s.name, mode: s.mode, cursor_column: s.mode === "incremental" ? s.cursor_column : null }));
+    const tables = [...selected.values()].map((s) => ({ name: s.name, mode: s.mode, cursor_column: s.mode === "incremental" ? s.cursor_column : null, ...contractBody(s) }));
     tables.forEach((t, i) => {
       if (t.mode === "incremental" && !t.cursor_column) local[`tables.${i}.cursor_column`] = "Choose the cursor column of an incremental table.";
     });

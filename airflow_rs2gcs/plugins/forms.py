@@ -47,14 +47,15 @@ class ConnectBody(_Body):
 
 class TableChoice(_Body):
     """A picked relation: its name as the catalog lists it, its mode and cursor column, and the data
-    contract keys (verify, capture_deletes, primary_key): those not sent keep their stored values."""
+    contract keys (verify, capture_deletes, primary_key): those not sent keep their stored values, and
+    ``null`` clears one."""
 
     name: str
     mode: Literal["full", "incremental"] = "full"
     cursor_column: str | None = None
     verify: str | None = None
-    capture_deletes: bool = False
-    primary_key: list[str] = []
+    capture_deletes: bool | None = None
+    primary_key: list[str] | None = None
 
 
 class QueryChoice(_Body):

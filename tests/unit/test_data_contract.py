@@ -184,3 +184,13 @@ def test_configure_checks_primary_key_columns_against_the_catalog_and_lists_the_
         "tenant 'acme', table 'public.customers': field 'primary_key': ['id'] missing; allowed: columns "
         "among ['created_at', 'customer_id', 'name']"
     )
+
+
+def test_the_page_turns_the_keys_off_with_null_so_the_entry_is_stored_as_without_them():
+    body = ConfigureBody.model_validate(
+        {"tables": [{**ORDERS, "verify": None, "capture_deletes": None, "primary_key": None}]}
+    )
+    (orders,) = configure_conf("acme", body, {**COMPLETE, "status": "connected"})["tables"]
+    assert {k: orders[k] for k in ("verify", "capture_deletes", "primary_key")} == dict.fromkeys(
+        ("verify", "capture_deletes", "primary_key")
+    )  # Configure pops a key given as null: back to its default

@@ -9,10 +9,11 @@ export function contractOf(t) {
   return { verify: t.verify || null, capture_deletes: Boolean(t.capture_deletes), primary_key: [...(t.primary_key || [])] };
 }
 
-// What the form sends for a table: every key, so a cleared one is cleared (deletes only when incremental).
+// What the form sends for a table: every key, null when off, so turning one off clears it and a table
+// without the contract is stored as before (deletes only for an incremental table).
 export function contractBody(spec) {
   const capture = spec.mode === "incremental" && spec.capture_deletes;
-  return { verify: spec.verify || null, capture_deletes: capture, primary_key: capture ? spec.primary_key : [] };
+  return { verify: spec.verify || null, capture_deletes: capture || null, primary_key: capture ? spec.primary_key : null };
 }
 
 // The table row's cell: two checkboxes, and the key picker while deletes are captured. `sync()` follows

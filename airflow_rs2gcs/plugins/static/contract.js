@@ -21,8 +21,8 @@ export function contractBody(spec) {
 export function contractCell(spec, columnsFor, errors, index) {
   const verifyId = nextId("verify");
   const captureId = nextId("capture");
-  const verify = h("input", { type: "checkbox", id: verifyId, checked: spec.verify === "count" });
-  const capture = h("input", { type: "checkbox", id: captureId, checked: spec.capture_deletes });
+  const verify = h("input", { type: "checkbox", id: verifyId, checked: spec.verify === "count", "aria-label": `Verify count of ${spec.name}` });
+  const capture = h("input", { type: "checkbox", id: captureId, checked: spec.capture_deletes, "aria-label": `Capture deletes of ${spec.name}` });
   const keys = h("select", { multiple: true, size: "3", "aria-label": `Primary key columns of ${spec.name}` });
   const error = errors.errorEl();
   verify.addEventListener("change", () => (spec.verify = verify.checked ? "count" : null));

@@ -181,8 +181,13 @@ def build_configure_dag() -> DAG:
             type=["null", "object"],
             title="Per-table options",
             description='{"<table>": {"query": "select ...", "mode": "incremental", '
-            '"cursor_column": "updated_at", "verify": "count", "capture_deletes": true, '
+            '"cursor_column": "updated_at", "exclude_columns": ["ssn"], "hash_columns": ["email"], '
+            '"on_schema_change": "fail", "verify": "count", "capture_deletes": true, '
             '"primary_key": ["id"]}}. Only the options given change; null clears one.',
+        ),
+        "hash_key_conn_id": _text_param(
+            "Hash key connection",
+            f"The Airflow connection whose password is the HMAC key of hash_columns. {KEEP}",
         ),
         "syncFrequency": Param(
             None,
@@ -225,6 +230,7 @@ def build_configure_dag() -> DAG:
             page_size=ParamValue("page_size"),
             limit=ParamValue("limit"),
             confirm_output_change=ParamValue("confirm_output_change"),
+            hash_key_conn_id=ParamValue("hash_key_conn_id"),
         )
     return dag
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,12 +22,12 @@ from airflow.sdk import DAG, AssetAlias, Param, task
 
 from airflow_rs2gcs.engine.paths import table_root
 from airflow_rs2gcs.grouping import MAX_GROUP_TABLES
-from airflow_rs2gcs.outcomes import table_outcomes, totals
+from airflow_rs2gcs.outcomes import schema_change_events, table_outcomes, totals
 from airflow_rs2gcs.planning import log_plan, may_group, plan_tables, plan_tasks
 from airflow_rs2gcs.schedules import cron_for, timetable_for
 from airflow_rs2gcs.tenants import SOURCE, TENANT_ID_PATTERN, Tenant, TenantConfigError, parse_tenant
 from airflow_rs2gcs.transfers.redshift_tables_to_gcs import RedshiftTablesToGCSOperator
-from airflow_rs2gcs.webhooks import deliver
+from airflow_rs2gcs.webhooks import DEFAULT_DEADLINE_SECONDS, deliver
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +131,12 @@ def _summarise(tenant: Tenant, ti: Any, start: Any, end: Any) -> dict[str, Any]:
     found = _results_by_table(plan, ti)
     results = [found.get(entry["table"]) for entry in planned]
     outcomes = table_outcomes(tenant, planned, results, (_iso(start), _iso(end)))
+    started = time.monotonic()
     deliver(tenant.webhooks, tenant.tenant_id, outcomes)
+    changes = schema_change_events(outcomes, results)
+    if changes:  # within what is left of the run's one delivery budget
+        left = max(DEFAULT_DEADLINE_SECONDS - (time.monotonic() - started), 0.0)
+        deliver(tenant.webhooks, tenant.tenant_id, changes, deadline_seconds=left, event="schema_changed")
     total = totals(outcomes)
     log.info("tenant %s: %s", tenant.tenant_id, total)
     if total["failed"]:
@@ -215,6 +221,7 @@ def build_sync_dag(tenant: Tenant) -> DAG:
             "bucket": tenant.bucket,
             "export_format": tenant.format,
             "single_node_cluster": tenant.single_node_cluster,
+            "hash_key_conn_id": tenant.hash_key_conn_id,
             "pool": redshift_pool(redshift_conn_id),
             "outlets": [tables_asset_alias(tenant.tenant_id)],
             "map_index_template": TABLE_MAP_INDEX_TEMPLATE,

@@ -40,6 +40,24 @@ def table_outcomes(
     return outcomes
 
 
+def schema_change_events(
+    outcomes: Sequence[Mapping[str, Any]], results: Sequence[Mapping[str, Any] | None]
+) -> list[dict[str, Any]]:
+    """One ``schema_changed`` payload per table whose export recorded a ``schema_change``."""
+    events = []
+    for outcome, result in zip(outcomes, results, strict=True):
+        change = (result or {}).get("schema_change")
+        if change:
+            events.append(
+                {
+                    "event": "schema_changed",
+                    **{key: outcome[key] for key in ("tenant", "table", "data_interval", "manifest")},
+                    "schema_change": change,
+                }
+            )
+    return events
+
+
 def totals(outcomes: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Tables, failed tables, rows, bytes and objects of a run."""
     return {

@@ -41,8 +41,24 @@ def _table_query(table: Any) -> str:
     return table.query or select_table(table.name)
 
 
-def _contract_options(table: Any) -> dict[str, Any]:
-    """The table's data-contract keys (verify, capture_deletes, primary_key), only those it turns on."""
+def contract_kwargs(table: Any) -> dict[str, Any]:
+    """A table's data contract keys that differ from the defaults, as the export operators take them.
+
+    Defaults are left out: the plan travels through XCom for every table of every run.
+    """
+    keys: dict[str, Any] = {}
+    if table.on_schema_change != "evolve":
+        keys["on_schema_change"] = table.on_schema_change
+    if table.columns is not None:
+        keys["columns"] = list(table.columns)
+    for key in ("exclude_columns", "hash_columns"):
+        if getattr(table, key):
+            keys[key] = list(getattr(table, key))
+    return keys
+
+
+def _check_options(table: Any) -> dict[str, Any]:
+    """The table's checks (verify, capture_deletes with its primary_key), only those it turns on."""
     options: dict[str, Any] = {}
     if table.verify:
         options["verify"] = table.verify
@@ -81,8 +97,9 @@ def plan_tables(
             "object_prefix": f"{table_root(tenant.prefix, tenant.tenant_id, t.folder)}/{partition}",
             "incremental_column": None if full_refresh or t.mode != "incremental" else t.cursor_column,
             "fetch_method": t.fetch_method,
+            **contract_kwargs(t),
+            **_check_options(t),
         }
-        | _contract_options(t)
         for t in tenant.tables
         if t.name in wanted
     ]

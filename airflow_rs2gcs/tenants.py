@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from airflow_rs2gcs.engine.contract import OnSchemaChange, contract_problems, unexported_keys
 from airflow_rs2gcs.engine.paths import table_folder
 from airflow_rs2gcs.engine.settings import VERIFY_MODES, FetchMethod
 from airflow_rs2gcs.identifiers import InvalidTableName, parse_table_name
@@ -37,6 +38,8 @@ TENANT_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 # Unquoted Redshift identifiers (table names: airflow_rs2gcs.identifiers, which also reads quoted parts).
 IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_$]{0,126}"
 COLUMN_PATTERN = re.compile(rf"^{IDENTIFIER}$")
+# Columns a contract names (columns, exclude_columns, hash_columns) are quoted in SQL: any printable name.
+COLUMN_NAME_PATTERN = re.compile(r"^[^\x00-\x1f\x7f]+$")
 # GCS bucket names (https://cloud.google.com/storage/docs/buckets#naming), without dotted domains.
 BUCKET_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{1,61}[a-z0-9]$")
 PREFIX_SEGMENT_PATTERN = re.compile(r"^[A-Za-z0-9_=-][A-Za-z0-9._=-]{0,127}$")
@@ -93,11 +96,18 @@ class TableSpec(_Strict):
     :param expected_rows: optional hint of the rows a run exports, used instead of the catalog's
         estimate to decide whether the table may share a sync task with other small tables; a custom
         query without it counts as large (see :mod:`airflow_rs2gcs.grouping`).
+    :param on_schema_change: ``evolve`` (default: export and record the difference from the table's
+        last manifest) or ``fail`` (export nothing while the columns differ).
+    :param columns: export only these columns, in this order (``None``: every column).
+    :param exclude_columns: export every column but these.
+    :param hash_columns: columns whose values are replaced by their HMAC-SHA256 (the tenant's
+        ``hash_key_conn_id`` holds the key).
     :param verify: ``"count"`` counts the source rows of the same query and window in the export's
         snapshot and fails the table when the export wrote another number; ``None`` (default): off.
     :param capture_deletes: an incremental table also writes its whole current primary key set as
         ``_keys/`` objects beside each interval's data, so consumers can find deleted rows.
-    :param primary_key: the columns of the primary key (needed by ``capture_deletes``).
+    :param primary_key: the columns of the primary key (needed by ``capture_deletes``); each
+        must be exported (not excluded), and one in ``hash_columns`` is hashed in the key set too.
     """
 
     name: str
@@ -106,6 +116,36 @@ class TableSpec(_Strict):
     cursor_column: str | None = None
     fetch_method: FetchMethod = "auto"
     expected_rows: int | None = None
+    # The data contract (airflow_rs2gcs.engine.contract): column selection, hashing, schema drift.
+    on_schema_change: OnSchemaChange = "evolve"
+    columns: tuple[str, ...] | None = None
+    exclude_columns: tuple[str, ...] = ()
+    hash_columns: tuple[str, ...] = ()
+
+    @field_validator("columns", "exclude_columns", "hash_columns", mode="before")
+    @classmethod
+    def _check_column_list(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise ValueError(f"{value!r} is not allowed; allowed: a list of column names")
+        bad = [v for v in value if not COLUMN_NAME_PATTERN.fullmatch(v) or len(v.encode("utf-8")) > 127]
+        if bad:
+            raise ValueError(
+                f"{bad} are not column names; allowed: 1-127 bytes of printable characters, spelled as the "
+                "catalog lists them (plain names in lower case)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _check_contract(self) -> TableSpec:
+        problems = contract_problems(
+            self.on_schema_change, self.columns, self.exclude_columns, self.hash_columns
+        )
+        if problems:
+            raise ValueError(f"table {self.name!r}: " + "; ".join(problems))
+        return self
+
     # Data contract: reconciliation and delete capture (docs/tenant-contract.md).
     verify: Literal["count"] | None = None
     capture_deletes: bool = False
@@ -153,6 +193,10 @@ class TableSpec(_Strict):
                 f"table {self.name!r}: capture_deletes needs mode 'incremental' and a primary_key "
                 f"(mode is {self.mode!r}, primary_key is {list(self.primary_key)})"
             )
+        keys = self.primary_key if self.capture_deletes else ()
+        problem = unexported_keys(keys, self.columns, self.exclude_columns)
+        if problem:
+            raise ValueError(f"table {self.name!r}: {problem}")
         return self
 
     @field_validator("expected_rows", mode="before")
@@ -292,6 +336,8 @@ class Tenant(_Strict):
     disconnecting_at: str | None = None
     disconnected_at: str | None = None
     last_connection: LastConnection | None = None
+    # The Airflow connection whose password keys the tables' hash_columns (never stored here).
+    hash_key_conn_id: str | None = None
 
     @field_validator("tenant_id", mode="before")
     @classmethod
@@ -379,6 +425,16 @@ class Tenant(_Strict):
         clashes = sorted({t.name for t in self.tables if folders.count(t.folder.lower()) > 1})
         if clashes:
             raise ValueError(f"tables: {clashes} would share an output folder; rename one of them")
+        return self
+
+    @model_validator(mode="after")
+    def _hashing_needs_a_key(self) -> Tenant:
+        hashing = [t.name for t in self.tables if t.hash_columns]
+        if hashing and not self.hash_key_conn_id:
+            raise ValueError(
+                f"hash_key_conn_id: tables {hashing} have hash_columns; allowed: the id of an Airflow "
+                "connection whose password is the HMAC key"
+            )
         return self
 
     @property

@@ -4,8 +4,9 @@ Delivery: ``POST <url>`` with a JSON body and these headers:
 
 - ``X-Rs2gcs-Signature: sha256=<hex>``: HMAC-SHA256 of the exact body bytes with the webhook's secret
   (inline ``secret`` or the password of the connection ``secret_conn_id``); absent when no secret.
-- ``X-Rs2gcs-Event: sync.table``, ``X-Rs2gcs-Delivery: <uuid>`` (the same on every retry of a delivery),
-  ``X-Rs2gcs-Tenant: <tenant_id>``.
+- ``X-Rs2gcs-Event: sync.table`` (a table's outcome) or ``schema_changed`` (a table's columns differ
+  from its last manifest; sent after the outcomes), ``X-Rs2gcs-Delivery: <uuid>`` (the same on every
+  retry of a delivery), ``X-Rs2gcs-Tenant: <tenant_id>``.
 
 Each delivery is retried with exponential backoff on connection errors, timeouts, 429 and 5xx, but
 all deliveries of one call share a deadline (``deadline_seconds``): a down or slow endpoint never
@@ -107,8 +108,12 @@ def deliver(
     payloads: Iterable[Mapping[str, Any]],
     *,
     deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
+    event: str = "sync.table",
 ) -> list[Delivery]:
-    """POST every payload to every webhook within one shared deadline; log and return the outcomes."""
+    """POST every payload to every webhook within one shared deadline; log and return the outcomes.
+
+    ``event`` is the ``X-Rs2gcs-Event`` header of every payload of this call.
+    """
     deadline = time.monotonic() + deadline_seconds
     outcomes = []
     hooks = [(w, resolve_secret(w)) for w in webhooks]
@@ -117,7 +122,7 @@ def deliver(
         for webhook, secret in hooks:
             headers = {
                 "Content-Type": "application/json",
-                "X-Rs2gcs-Event": "sync.table",
+                "X-Rs2gcs-Event": event,
                 "X-Rs2gcs-Delivery": uuid.uuid4().hex,
                 "X-Rs2gcs-Tenant": tenant_id,
             }

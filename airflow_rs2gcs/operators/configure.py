@@ -62,7 +62,8 @@ class ConfigureTenantOperator(BaseOperator):
         objects like the Variable's (``{"name": ..., "mode": ..., "cursor_column": ..., "query": ...}``)
         (templated: a string must be a JSON list).
     :param table_options: per table name: ``query``, ``mode``, ``cursor_column``, ``fetch_method``,
-        ``verify``, ``capture_deletes``, ``primary_key`` (its columns must exist);
+        ``on_schema_change``, ``columns``, ``exclude_columns``, ``hash_columns``, ``verify``,
+        ``capture_deletes``, ``primary_key`` (the columns named must exist);
         ``null`` clears a stored option (templated: a string must be a JSON object).
     :param sync_frequency: a value or label of the syncFrequency options table, or a cron expression
         (templated).
@@ -71,6 +72,8 @@ class ConfigureTenantOperator(BaseOperator):
     :param page_size: relations per catalog page (templated: a string is read as an integer).
     :param limit: at most this many relations are listed (``None`` or ``""``: all) (templated).
     :param confirm_output_change: allow changing a configured tenant's format or time zone (templated).
+    :param hash_key_conn_id: the Airflow connection whose password keys the tables' ``hash_columns``;
+        empty keeps the stored one (templated).
     :return: the list of available relations (``schema.name``), as the widget's table picker shows them.
     """
 
@@ -84,6 +87,7 @@ class ConfigureTenantOperator(BaseOperator):
         "page_size",
         "limit",
         "confirm_output_change",
+        "hash_key_conn_id",
     )
 
     def __init__(
@@ -98,9 +102,11 @@ class ConfigureTenantOperator(BaseOperator):
         page_size: int | str | FieldSource = 100,
         limit: int | str | FieldSource | None = 1000,
         confirm_output_change: bool | str | FieldSource = False,
+        hash_key_conn_id: str | FieldSource | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.hash_key_conn_id = hash_key_conn_id
         self.tenant_id = tenant_id
         self.tables = tables
         self.table_options = table_options
@@ -237,7 +243,20 @@ class ConfigureTenantOperator(BaseOperator):
             raise LifecycleError(
                 f"{where}: field 'primary_key': {missing} missing; allowed: columns among {sorted(columns)}"
             )
+        self._check_contract_columns(where, spec, list(columns))
         return spec
+
+    @staticmethod
+    def _check_contract_columns(where: str, spec: Mapping[str, Any], columns: list[str]) -> None:
+        """Refuse columns/exclude_columns/hash_columns naming a column the table does not have."""
+        for key in ("columns", "exclude_columns", "hash_columns"):
+            names = spec.get(key) or []
+            unknown = [n for n in names if n not in columns] if isinstance(names, list) else []
+            if unknown:
+                raise LifecycleError(
+                    f"{where}: field {key!r}: unknown column(s) {unknown}; allowed: the table's columns "
+                    f"{columns}"
+                )
 
     def _settings(self, tenant_id: str, stored: Mapping[str, Any]) -> dict[str, Any]:
         """syncFrequency, format and timezone after this run: given, else stored, else the default."""
@@ -253,10 +272,12 @@ class ConfigureTenantOperator(BaseOperator):
                 f"tenant {tenant_id!r}: field 'format': {export_format!r} is not a format; allowed: "
                 f"{', '.join(FORMATS)}"
             )
+        hash_key_conn_id = given_text(tenant_id, "hash_key_conn_id", self.hash_key_conn_id)
         return {
             "syncFrequency": frequency or stored.get("syncFrequency") or DEFAULT_SYNC_FREQUENCY,
             "format": export_format or stored.get("format") or "parquet",
             "timezone": timezone or stored.get("timezone") or "UTC",
+            "hash_key_conn_id": hash_key_conn_id or stored.get("hash_key_conn_id"),
         }
 
     def execute(self, context: Context) -> list[str]:

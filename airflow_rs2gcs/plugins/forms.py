@@ -45,9 +45,25 @@ class ConnectBody(_Body):
     confirm_output_change: bool = False
 
 
-class TableChoice(_Body):
-    """A picked relation: its name as the catalog lists it, its mode and cursor column, and the data
-    contract keys (verify, capture_deletes, primary_key): those not sent keep their stored values, and
+class ContractChoice(_Body):
+    """A table's data contract as the page edits it; a key the body leaves out keeps its stored value."""
+
+    on_schema_change: Literal["evolve", "fail"] | None = None
+    columns: list[str] | None = None
+    exclude_columns: list[str] | None = None
+    hash_columns: list[str] | None = None
+
+    def contract(self) -> dict[str, Any]:
+        """The contract keys the body gave (``columns: null`` given means every column)."""
+        return {key: getattr(self, key) for key in CONTRACT_KEYS if key in self.model_fields_set}
+
+
+CONTRACT_KEYS = ("on_schema_change", "columns", "exclude_columns", "hash_columns")
+
+
+class TableChoice(ContractChoice):
+    """A picked relation: its name as the catalog lists it, its mode and cursor column, its contract,
+    and its checks (verify, capture_deletes, primary_key): those not sent keep their stored values, and
     ``null`` clears one."""
 
     name: str
@@ -58,8 +74,8 @@ class TableChoice(_Body):
     primary_key: list[str] | None = None
 
 
-class QueryChoice(_Body):
-    """A custom query and the output name its files are written under."""
+class QueryChoice(ContractChoice):
+    """A custom query and the output name its files are written under, and its contract."""
 
     name: str
     sql: str
@@ -73,6 +89,7 @@ class ConfigureBody(_Body):
     syncFrequency: str | None = None
     format: str | None = None
     timezone: str | None = None
+    hash_key_conn_id: str | None = None
     confirm_output_change: bool = False
 
 
@@ -181,7 +198,7 @@ def connect_conf(tenant_id: str, body: ConnectBody, stored: Mapping[str, Any] | 
 # --- Configure ----------------------------------------------------------------------------------------
 
 
-CONTRACT_KEYS = ("verify", "capture_deletes", "primary_key")
+CHECK_KEYS = ("verify", "capture_deletes", "primary_key")
 
 
 def _table_spec(choice: str | TableChoice) -> dict[str, Any]:
@@ -193,7 +210,8 @@ def _table_spec(choice: str | TableChoice) -> dict[str, Any]:
         "mode": choice.mode,
         "cursor_column": choice.cursor_column if incremental else None,
         "query": None,
-    } | {key: getattr(choice, key) for key in CONTRACT_KEYS if key in choice.model_fields_set}
+        **choice.contract(),
+    } | {key: getattr(choice, key) for key in CHECK_KEYS if key in choice.model_fields_set}
 
 
 def _name_errors(body: ConfigureBody) -> dict[str, str]:
@@ -234,14 +252,18 @@ def configure_conf(tenant_id: str, body: ConfigureBody, stored: Mapping[str, Any
     if not body.tables and not body.queries:
         errors["tables"] = "select at least one table or add a query"
     specs = [_table_spec(choice) for choice in body.tables]
-    specs += [{"name": q.name, "mode": "full", "cursor_column": None, "query": q.sql} for q in body.queries]
+    specs += [
+        {"name": q.name, "mode": "full", "cursor_column": None, "query": q.sql, **q.contract()}
+        for q in body.queries
+    ]
     schedule, schedule_errors = _schedule(body)
-    settings = {k: v for k, v in {"format": body.format, "timezone": body.timezone}.items() if v}
+    given = {"format": body.format, "timezone": body.timezone, "hash_key_conn_id": body.hash_key_conn_id}
+    settings = {k: v for k, v in given.items() if v}
     candidate = {**(stored or {}), "tables": [_present(s) for s in specs], **settings}
     candidate.pop("status", None)
     if not errors:
         problems = _tenant_problems(tenant_id, candidate)
-        wanted = {"tables", "format", "timezone"}
+        wanted = {"tables", "format", "timezone", "hash_key_conn_id"}
         errors |= {
             _configure_field(f, len(body.tables)): m for f, m in problems.items() if f.split(".")[0] in wanted
         }

@@ -19,7 +19,10 @@ from airflow_rs2gcs.engine.settings import (
 from airflow_rs2gcs.sql import quote_identifier, windowed
 
 if TYPE_CHECKING:
+    from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context
+
+    from airflow_rs2gcs.transfers.lineage import TableExport
 
 DEFAULTS = ExportSettings()
 
@@ -38,6 +41,11 @@ class RedshiftToGCSOperator(BaseOperator):
     partition segments>``. Through each ``AssetAlias`` in ``outlets`` the task emits an event for
     that Asset (this is how mapped tasks get one Asset per table); on each ``Asset`` outlet it sets the
     event's extra. The extra holds rows, bytes, objects, the manifest URI and the data interval.
+
+    OpenLineage (with the ``openlineage`` extra installed): the input is the Redshift table
+    (``redshift://<cluster>.<region>:<port>``, ``<database>.<schema>.<table>``; the tables a custom
+    query reads come from the openlineage provider's SQL parser), the output is ``gs://<bucket>`` with
+    the table's folder as name, and on completion its rows, bytes and files (see ``docs/operator.md``).
 
     :param sql: the SELECT to export (templated; ``.sql`` files are read).
     :param bucket: target GCS bucket (templated).
@@ -63,13 +71,24 @@ class RedshiftToGCSOperator(BaseOperator):
         ``redshift_connector`` lacks what the fast path needs; ``wire`` only the fast path (an
         unsupported driver fails the task); ``driver`` only the public API (slower). Both paths
         write the same schema and values.
-    :param verify: ``"count"`` counts the rows of the (windowed) query in the export's own snapshot
-        and fails the task, publishing nothing, when the export wrote another number; the manifest
-        records ``source_rows``. ``None`` (default): no count.
+    :param on_schema_change: ``evolve`` (default) exports and records in the manifest
+        (``schema_change``) how the columns differ from the last manifest under the table's dataset
+        root; ``fail`` exports nothing while they differ (templated).
+    :param columns: export only these columns, in this order (``None``: every column).
+    :param exclude_columns: export every column but these.
+    :param hash_columns: columns whose values become the lowercase hex HMAC-SHA256 of their CSV text
+        form (NULL stays NULL; the column becomes a string column).
+    :param hash_key_conn_id: Airflow connection whose password is the HMAC key; needed with
+        ``hash_columns``.
+    :param verify: ``"count"`` counts the rows of the query as exported (windowed, with the column
+        projection) in the export's own snapshot and fails the task, publishing nothing, when the
+        export wrote another number; the manifest records ``source_rows``. ``None`` (default): no count.
     :param capture_deletes: also write the whole current set of ``primary_key`` values of ``sql``
-        (not windowed), read in the same snapshot, as ``<object_prefix>/_keys/part-*`` objects
-        listed under the manifest's ``keys``; consumers find deleted rows by an anti-join.
-    :param primary_key: the key columns ``capture_deletes`` writes.
+        (not windowed, not projected), read in the same snapshot, as ``<object_prefix>/_keys/part-*``
+        objects listed under the manifest's ``keys``; consumers find deleted rows by an anti-join.
+        A key column in ``hash_columns`` is hashed there too, with the same key.
+    :param primary_key: the key columns ``capture_deletes`` writes; each must be exported (not in
+        ``exclude_columns``, and in ``columns`` when that is given).
     """
 
     template_fields: Sequence[str] = (
@@ -79,6 +98,7 @@ class RedshiftToGCSOperator(BaseOperator):
         "incremental_column",
         "impersonation_chain",
         "fetch_method",
+        "on_schema_change",
     )
     template_ext: Sequence[str] = (".sql",)
     template_fields_renderers = {"sql": "sql"}
@@ -102,6 +122,11 @@ class RedshiftToGCSOperator(BaseOperator):
         max_uploads_in_flight: int = DEFAULTS.max_uploads_in_flight,
         impersonation_chain: str | Sequence[str] | None = None,
         fetch_method: str = DEFAULTS.fetch_method,
+        on_schema_change: str = "evolve",
+        columns: Sequence[str] | None = None,
+        exclude_columns: Sequence[str] = (),
+        hash_columns: Sequence[str] = (),
+        hash_key_conn_id: str | None = None,
         verify: str | None = None,
         capture_deletes: bool = False,
         primary_key: Sequence[str] = (),
@@ -123,10 +148,25 @@ class RedshiftToGCSOperator(BaseOperator):
         self.max_uploads_in_flight = max_uploads_in_flight
         self.impersonation_chain = impersonation_chain
         self.fetch_method = fetch_method if "{{" in fetch_method else check_fetch_method(fetch_method)
+        self.on_schema_change = on_schema_change
+        self.columns = list(columns) if columns is not None else None
+        self.exclude_columns = list(exclude_columns)
+        self.hash_columns = list(hash_columns)
+        self.hash_key_conn_id = hash_key_conn_id
+        check_contract(
+            self.task_id,
+            on_schema_change,
+            self.columns,
+            self.exclude_columns,
+            self.hash_columns,
+            hash_key_conn_id,
+        )
         self.verify = check_verify(verify)
         self.capture_deletes = capture_deletes
         self.primary_key = list(primary_key)
         check_capture_deletes(capture_deletes, self.primary_key)
+        if capture_deletes:
+            check_keys_exported(self.task_id, self.primary_key, self.columns, self.exclude_columns)
 
     def _query(self, context: Context) -> str:
         return windowed_query(self.sql, self.incremental_column, context)
@@ -168,14 +208,96 @@ class RedshiftToGCSOperator(BaseOperator):
                 settings=settings,
                 data_interval=interval,
                 manifest_extra={"dag_id": self.dag_id, "task_id": self.task_id},
+                contract=data_contract(
+                    self.on_schema_change,
+                    self.columns,
+                    self.exclude_columns,
+                    self.hash_columns,
+                    self.hash_key_conn_id,
+                ),
                 verify=self.verify,
                 key_query=key_query(self.sql, self.capture_deletes, self.primary_key),
             )
         finally:
             connection.close()
         outcome = export_outcome(asdict(result), self.bucket, object_prefix, interval)
+        self._lineage_export = self._planned_export().exported(outcome, result.schema)
         emit_asset_events(self.outlets, context, self.bucket, outcome)
         return outcome
+
+    # OpenLineage: called by the openlineage provider's listener, which logs and drops what they raise.
+    # The lineage module is imported only when a task runs, never when a DAG is parsed.
+    def _planned_export(self) -> TableExport:
+        from airflow_rs2gcs.transfers.lineage import TableExport
+
+        return TableExport(self.sql, self.bucket, self.object_prefix)
+
+    def get_openlineage_facets_on_start(self) -> OperatorLineage | None:
+        """The query's input tables and the folder it writes."""
+        from airflow_rs2gcs.transfers.lineage import task_lineage
+
+        return task_lineage(self.redshift_conn_id, [self._planned_export()])
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage | None:
+        """As on start, with the columns and the rows, bytes and files published."""
+        from airflow_rs2gcs.transfers.lineage import task_lineage
+
+        export = getattr(self, "_lineage_export", None) or self._planned_export()
+        return task_lineage(self.redshift_conn_id, [export])
+
+
+def check_contract(
+    where: str,
+    on_schema_change: str,
+    columns: Sequence[str] | None,
+    exclude_columns: Sequence[str],
+    hash_columns: Sequence[str],
+    hash_key_conn_id: str | None,
+) -> None:
+    """Refuse a contract that is wrong whatever the table's columns (at DAG parse, not at run time)."""
+    from airflow_rs2gcs.engine.contract import contract_problems
+
+    templated = "{{" in str(on_schema_change)
+    problems = contract_problems(
+        "evolve" if templated else on_schema_change, columns, exclude_columns, hash_columns
+    )
+    if hash_columns and not hash_key_conn_id:
+        problems.append("hash_columns needs hash_key_conn_id (a connection whose password is the HMAC key)")
+    if problems:
+        raise ValueError(f"{where}: " + "; ".join(problems))
+
+
+def hash_key(conn_id: str | None) -> str | None:
+    """The password of ``conn_id`` (the HMAC key), masked in every log Airflow prints from now on."""
+    if not conn_id:
+        return None
+    from airflow.sdk import BaseHook
+    from airflow.sdk.log import mask_secret
+
+    key = BaseHook.get_connection(conn_id).password
+    if not key:
+        raise ValueError(f"connection {conn_id!r} has no password; hash_columns needs it as the HMAC key")
+    mask_secret(key)
+    return str(key)
+
+
+def data_contract(
+    on_schema_change: str,
+    columns: Sequence[str] | None,
+    exclude_columns: Sequence[str],
+    hash_columns: Sequence[str],
+    hash_key_conn_id: str | None,
+) -> Any:
+    """The engine's :class:`~airflow_rs2gcs.engine.contract.DataContract`, with the key read if needed."""
+    from airflow_rs2gcs.engine.contract import DataContract
+
+    return DataContract(
+        on_schema_change=on_schema_change,  # type: ignore[arg-type]  # DataContract checks the value
+        columns=tuple(columns) if columns is not None else None,
+        exclude_columns=tuple(exclude_columns),
+        hash_columns=tuple(hash_columns),
+        hash_key=hash_key(hash_key_conn_id) if hash_columns else None,
+    )
 
 
 def windowed_query(sql: str, incremental_column: str | None, context: Context) -> str:
@@ -205,8 +327,23 @@ def check_capture_deletes(capture_deletes: bool, primary_key: Sequence[str]) -> 
         raise ValueError("capture_deletes needs primary_key: the columns of the key set it writes")
 
 
+def check_keys_exported(
+    where: str, primary_key: Sequence[str], columns: Sequence[str] | None, exclude_columns: Sequence[str]
+) -> None:
+    """Refuse a key column the contract leaves out of the data: the key set could not be anti-joined."""
+    from airflow_rs2gcs.engine.contract import unexported_keys
+
+    problem = unexported_keys(primary_key, columns, exclude_columns)
+    if problem:
+        raise ValueError(f"{where}: {problem}")
+
+
 def key_query(sql: str, capture_deletes: bool, primary_key: Sequence[str]) -> str | None:
-    """The query of the primary key set of ``sql`` (unwindowed: every current row), or ``None``."""
+    """The query of the primary key set of ``sql`` (unwindowed: every current row), or ``None``.
+
+    ``sql`` is the table's own query, not the contract's projection: the keys are read as stored
+    (the export hashes the key columns the contract hashes).
+    """
     if not capture_deletes:
         return None
     columns = ", ".join(quote_identifier(column) for column in primary_key)
@@ -224,7 +361,7 @@ def export_outcome(
 ) -> dict[str, Any]:
     """What a table's export task returns: rows, bytes, objects, manifest, where, which interval."""
     return {
-        **result,
+        **{key: value for key, value in result.items() if key != "schema"},  # the schema goes to lineage
         "bucket": bucket,
         "object_prefix": object_prefix,
         "data_interval_start": interval[0],

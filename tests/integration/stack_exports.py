@@ -15,13 +15,13 @@ def export_through_engine(
     prefix: str,
     data_interval: tuple[str, str],
     dag_id: str,
+    contract: Any = None,
     verify: str | None = None,
     key_query: str | None = None,
     **settings: Any,
 ) -> Any:
-    """Run ``sql`` into ``gs://bucket/prefix/`` with ``ExportSettings(**settings)``; the ExportResult.
-
-    ``verify`` and ``key_query`` are run_export's data-contract options."""
+    """Run ``sql`` into ``gs://bucket/prefix/`` with ``ExportSettings(**settings)``, an optional
+    ``DataContract`` and run_export's ``verify`` and ``key_query``; the ExportResult."""
     from airflow.providers.amazon.aws.hooks.redshift_sql import RedshiftSQLHook
     from airflow.providers.google.cloud.hooks.gcs import GCSHook
 
@@ -39,6 +39,7 @@ def export_through_engine(
             settings=ExportSettings(**settings),
             data_interval=data_interval,
             manifest_extra={"dag_id": dag_id, "task_id": "t"},
+            contract=contract,
             verify=verify,
             key_query=key_query,
         )

@@ -332,6 +332,20 @@ def _manifest_generation(gcs, name: str) -> int | None:
     return None if blob is None else int(blob.generation)
 
 
+def _lineage(operator):
+    return operator.get_openlineage_facets_on_complete(None)
+
+
+def test_an_unqualified_table_is_named_in_redshifts_current_schema(loaded, stack_env):
+    """The amazon hook's CURRENT_SCHEMA() query, through the real driver and the shim."""
+    from airflow_rs2gcs.transfers.lineage import TableExport, task_lineage
+
+    lineage = task_lineage(
+        "rs2gcs_redshift", [TableExport("select * from rs2gcs_export_events", BUCKET, "p/t")]
+    )
+    assert [i.name for i in lineage.inputs] == [f"{loaded.postgres.database}.public.rs2gcs_export_events"]
+
+
 def test_a_group_exports_every_table_keeps_the_others_when_one_fails_and_its_retry_redoes_only_that_one(
     loaded, gcs
 ):
@@ -348,8 +362,16 @@ def test_a_group_exports_every_table_keeps_the_others_when_one_fails_and_its_ret
     )
     # Try 1: the third table does not exist yet (as if dropped between plan and export).
     first = _context(1)
+    failing = _group_operator("plan-1")
     with pytest.raises(TablesFailed, match=r"1 of 3 table\(s\) failed \(public\.rs2gcs_group_late: "):
-        _group_operator("plan-1").execute(first)  # type: ignore[arg-type]
+        failing.execute(first)  # type: ignore[arg-type]
+    # Its FAIL event's lineage: every table, statistics only for the two that were published.
+    statistics = {o.name: o.outputFacets.get("outputStatistics") for o in _lineage(failing).outputs}
+    assert {name: s and s.rowCount for name, s in statistics.items()} == {
+        f"group/{a}": 10,
+        f"group/{b}": 20,
+        f"group/{late}": None,
+    }
     kept = first["ti"].pushed["return_value"]
     assert [(o["table"], o["rows"]) for o in kept] == [(a, 10), (b, 20)]
     generations = {name: _manifest_generation(gcs, name) for name in GROUP}
@@ -362,7 +384,8 @@ def test_a_group_exports_every_table_keeps_the_others_when_one_fails_and_its_ret
         f'GRANT SELECT ON {late} TO "{pg.user}";',
         database=pg.database,
     )
-    outcomes = _group_operator("plan-1").execute(_context(2))  # type: ignore[arg-type]
+    retried = _group_operator("plan-1")
+    outcomes = retried.execute(_context(2))  # type: ignore[arg-type]
     assert [(o["table"], o["rows"], o.get("kept", False)) for o in outcomes] == [
         (a, 10, True),
         (b, 20, True),
@@ -370,6 +393,26 @@ def test_a_group_exports_every_table_keeps_the_others_when_one_fails_and_its_ret
     ]
     assert _manifest_generation(gcs, a) == generations[a] and _manifest_generation(gcs, b) == generations[b]
     assert ids_in(gcs, manifest_of(gcs, f"group/{late}/dt=2026-03-01")) == [1, 2, 3, 4, 5]
+    # Lineage of the retry: the kept tables are reported from their manifests, named through the real hook.
+    lineage = _lineage(retried)
+    namespace = f"redshift://127.0.0.1:{loaded.shim_port}"
+    assert sorted((i.namespace, i.name) for i in lineage.inputs) == [
+        (namespace, f"{pg.database}.{n}") for n in GROUP
+    ]
+    for output in lineage.outputs:
+        manifest = manifest_of(gcs, f"{output.name}/dt=2026-03-01")
+        stats = output.outputFacets["outputStatistics"]
+        assert (stats.rowCount, stats.size, stats.fileCount) == (
+            manifest["rows"],
+            manifest["bytes"],
+            len(manifest["objects"]),
+        )
+    b_input = next(i for i in lineage.inputs if i.name.endswith(b))
+    columns = manifest_of(gcs, f"group/{b}/dt=2026-03-01")["schema"]
+    assert [(f.name, f.type) for f in b_input.facets["schema"].fields] == [
+        (c["name"], c["source_type"]) for c in columns
+    ]
+    assert [f.name for f in b_input.facets["schema"].fields] == ["id", "note"]
 
     # A new plan (a new run, or a cleared run) exports everything again.
     again = _group_operator("plan-2").execute(_context(2))  # type: ignore[arg-type]
@@ -505,3 +548,142 @@ def test_capture_deletes_writes_the_whole_current_key_set_beside_the_interval(
     assert all(o["name"].startswith(f"{prefix}/_keys/part-") for o in keys["objects"])
     listed = {o["name"] for o in manifest["objects"] + keys["objects"]} | {f"{prefix}/_manifest.json"}
     assert set(listing(gcs, prefix)) == listed
+
+
+# The data contract: hashed and excluded columns, and schema drift against the last manifest.
+HASH_KEY = "s3cret-hmac-key"
+
+
+def test_hashed_values_are_the_hmac_of_the_csv_text_and_excluded_columns_are_not_exported(gcs, monkeypatch):
+    import csv
+    import hashlib
+    import hmac
+
+    from airflow_rs2gcs.transfers.redshift_tables_to_gcs import RedshiftTablesToGCSOperator
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_RS2GCS_HASH_KEY", json.dumps({"conn_type": "generic", "password": HASH_KEY})
+    )
+    sql = f"SELECT * FROM {TABLE} WHERE id <= 300 OR id > 90000"
+    contract = {"exclude_columns": ["seen_at"], "hash_columns": ["payload", "updated_at"]}
+    tables = [
+        {"table": "plain", "sql": sql, "object_prefix": "contract/plain"},
+        {"table": "hashed", "sql": sql, "object_prefix": "contract/hashed", **contract},
+    ]
+    operator = RedshiftTablesToGCSOperator(
+        task_id="contract",
+        tables=tables,
+        bucket=BUCKET,
+        redshift_conn_id="rs2gcs_redshift",
+        gcp_conn_id="rs2gcs_gcs",
+        export_format="csv",
+        hash_key_conn_id="rs2gcs_hash_key",
+    )
+    operator.execute(_context(1))  # type: ignore[arg-type]
+
+    def rows(prefix: str) -> list[dict[str, str]]:
+        (name,) = [o["name"] for o in manifest_of(gcs, prefix)["objects"]]
+        return list(csv.DictReader(io.StringIO(gcs.download(BUCKET, name).decode("utf-8"))))
+
+    plain, hashed = rows("contract/plain"), rows("contract/hashed")
+    assert list(hashed[0]) == ["id", "updated_at", "payload"]  # seen_at is gone, the order is kept
+    assert [r["id"] for r in hashed] == [r["id"] for r in plain] and len(plain) == 302
+
+    def mac(text: str) -> str:
+        return hmac.new(HASH_KEY.encode(), text.encode("utf-8"), hashlib.sha256).hexdigest()
+
+    for p, h in zip(plain, hashed, strict=True):
+        assert (h["payload"], h["updated_at"]) == (mac(p["payload"]), mac(p["updated_at"]))
+    manifest = manifest_of(gcs, "contract/hashed")
+    assert manifest["hashed_columns"] == ["payload", "updated_at"]
+    assert HASH_KEY not in json.dumps(manifest)
+    assert [(c["name"], c["arrow_type"]) for c in manifest["schema"]] == [
+        ("id", "int64"),
+        ("updated_at", "string"),
+        ("payload", "string"),
+    ]
+    assert "seen_at" not in manifest["source_query"].split(" FROM (")[0]  # never read: projected in SQL
+
+
+def test_schema_drift_evolve_records_the_difference_and_fail_publishes_nothing(gcs):
+    from airflow_rs2gcs.engine.contract import DataContract
+    from airflow_rs2gcs.engine.drift import SchemaDrift
+
+    root = "drift/acme/events"
+    old, new, refused = (f"{root}/dt=2026-03-0{d}/interval=i{d}" for d in (1, 2, 3))
+    export(f"SELECT id, payload FROM {TABLE} WHERE id <= 10", old)
+    assert "schema_change" not in manifest_of(gcs, old)  # the first manifest has nothing to differ from
+
+    changed = f"SELECT id::int4 AS id, 1 AS extra FROM {TABLE} WHERE id <= 10"
+    result = export(changed, new)  # on_schema_change defaults to evolve
+    expected = {
+        "added": ["extra"],
+        "removed": ["payload"],
+        "changed": [{"name": "id", "from": "bigint (int64)", "to": "integer (int32)"}],
+        "reordered": False,
+    }
+    assert result.schema_change == expected == manifest_of(gcs, new)["schema_change"]
+    assert manifest_of(gcs, new)["rows"] == 10
+
+    before = (listing(gcs, root), manifest_of(gcs, new))
+    back = f"SELECT id, payload FROM {TABLE} WHERE id <= 10"
+    for prefix in (refused, new):  # a new interval, and a re-run of the one holding the last manifest
+        with pytest.raises(SchemaDrift, match=r"added: payload; removed: extra; changed: id from integer"):
+            export_through_engine(
+                back, BUCKET, prefix, ("a", "b"), "d", contract=DataContract(on_schema_change="fail")
+            )
+    assert (listing(gcs, root), manifest_of(gcs, new)) == before
+
+    # In the sync DAG's task: refused without a retry (it would be refused again), the others exported.
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from airflow_rs2gcs.transfers.redshift_tables_to_gcs import RedshiftTablesToGCSOperator
+
+    tables = [
+        {"table": "events", "sql": back, "object_prefix": refused, "on_schema_change": "fail"},
+        {"table": "other", "sql": back, "object_prefix": "drift/acme/other/dt=2026-03-01"},
+    ]
+    task = RedshiftTablesToGCSOperator(
+        task_id="t",
+        tables=tables,
+        bucket=BUCKET,
+        redshift_conn_id="rs2gcs_redshift",
+        gcp_conn_id="rs2gcs_gcs",
+    )
+    with pytest.raises(AirflowFailException, match=r"1 of 2 table\(s\) refused by their data contract"):
+        task.execute(_context(1))  # type: ignore[arg-type]
+    assert (listing(gcs, root), manifest_of(gcs, new)) == before
+    assert manifest_of(gcs, "drift/acme/other/dt=2026-03-01")["rows"] == 10
+
+    same = export_through_engine(
+        changed, BUCKET, refused, ("a", "b"), "d", contract=DataContract(on_schema_change="fail")
+    )
+    assert same.schema_change is None and "schema_change" not in manifest_of(gcs, refused)
+
+
+def test_checks_with_a_projected_and_hashed_export_count_it_and_hash_its_keys_alike(gcs, contract_table):
+    """Both halves of the data contract at once: verify counts the projected query that is exported,
+    and the key set (read from the table, not the projection) hashes the key column the data hashes,
+    so the anti-join still matches every exported row."""
+    import hashlib
+    import hmac
+
+    from airflow_rs2gcs.engine.contract import DataContract
+
+    contract = DataContract(exclude_columns=("note",), hash_columns=("id",), hash_key=HASH_KEY)
+    prefix = "contract/checked-and-hashed"
+    checks = {"verify": "count", "key_query": CONTRACT_KEYS}
+    result = export(CONTRACT_WINDOW, prefix, contract=contract, **checks, **SMALL)
+    manifest = manifest_of(gcs, prefix)
+    assert manifest["source_query"].startswith('SELECT "region", "id", "updated_at" FROM (')
+    assert manifest["source_rows"] == manifest["rows"] == result.rows == 720
+    assert manifest["keys"]["columns"] == ["region", "id"] and manifest["keys"]["hashed_columns"] == ["id"]
+    assert manifest["keys"]["rows"] == 2000
+
+    def mac(value: int) -> str:
+        return hmac.new(HASH_KEY.encode(), str(value).encode(), hashlib.sha256).hexdigest()
+
+    keys = set(keys_in(gcs, manifest))
+    assert (1, mac(1)) in keys and all(isinstance(i, str) for _, i in keys)
+    exported = set(zip(column_of(gcs, manifest, "region"), column_of(gcs, manifest, "id"), strict=True))
+    assert len(exported) == 720 and exported <= keys  # every exported row anti-joins to a key

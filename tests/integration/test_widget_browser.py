@@ -275,10 +275,16 @@ def test_a_person_connects_configures_syncs_and_disconnects_a_tenant(
     # The quoted-name table goes incremental; its cursor column comes from the columns endpoint.
     frame.get_by_label(f"Mode of {MIXED}", exact=True).select_option("incremental")
     frame.get_by_label(f"Cursor column of {MIXED}", exact=True).select_option("updated_at")
-    # Its data contract: a verified count, and deletes captured with the key picked from its columns.
+    # Its checks: a verified count, and deletes captured with the key picked from its columns.
     frame.get_by_label(f"Verify count of {MIXED}", exact=True).check()
     frame.get_by_label(f"Capture deletes of {MIXED}", exact=True).check()
     frame.get_by_label(f"Primary key columns of {MIXED}", exact=True).select_option(["id"])
+    # The data contract of one table: its columns (from the same columns endpoint) exported or not.
+    page_1_row = frame.get_by_role("row").filter(has=frame.get_by_role("rowheader", name=PAGE_1_TABLE))
+    page_1_row.locator("summary").click()
+    frame.get_by_label(f"On schema change of {PAGE_1_TABLE}", exact=True).select_option("fail")
+    frame.get_by_label(f"label of {PAGE_1_TABLE}", exact=True).select_option("exclude")
+    expect(page_1_row.locator("summary")).to_have_text("fail on change · 1 excluded")
     shoot(page, artifacts, "07-configure-page-2")
     frame.get_by_role("button", name="Add custom query").click()
     frame.get_by_label("Output name").fill(QUERY_NAME)
@@ -300,6 +306,11 @@ def test_a_person_connects_configures_syncs_and_disconnects_a_tenant(
     expect(summary).to_contain_text("Tables (4)")
     expect(summary).to_contain_text("incremental on updated_at")
     shoot(page, artifacts, "09-configured")
+    # The contract was stored: the form opened again shows it.
+    frame.get_by_role("button", name="Configure", exact=True).click()
+    page_1_row = frame.get_by_role("row").filter(has=frame.get_by_role("rowheader", name=PAGE_1_TABLE))
+    expect(page_1_row.locator("summary")).to_have_text("fail on change · 1 excluded")
+    frame.get_by_role("button", name="Cancel").click()
 
     # Sync now: per-table rows equal the source's.
     expected = {

@@ -1,196 +1,292 @@
-"""The data-contract keys verify, capture_deletes and primary_key: validation, planning, operators, forms,
-and the engine's snapshot reads and manifest listing (no processes: the real export is in
-tests/integration/test_engine_export.py)."""
+"""The data contract: schema diffs, HMAC hashing of text forms, and validation of the contract keys."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
+from decimal import Decimal
+from types import SimpleNamespace
+
+import pyarrow as pa
 import pytest
 
-from airflow_rs2gcs.engine.manifest import listed_objects
-from airflow_rs2gcs.engine.snapshot_reads import ContractReads, ReconciliationError, check_count
+from airflow_rs2gcs.engine.contract import ContractError, DataContract
+from airflow_rs2gcs.engine.drift import SchemaDrift, describe_change, latest_manifest, schema_diff
+from airflow_rs2gcs.engine.hashing import BatchHasher, hashed_array
+from airflow_rs2gcs.outcomes import schema_change_events
 from airflow_rs2gcs.planning import plan_tables
-from airflow_rs2gcs.plugins.forms import ConfigureBody, configure_conf
 from airflow_rs2gcs.tenants import TenantConfigError, parse_tenant
 from airflow_rs2gcs.transfers.redshift_tables_to_gcs import RedshiftTablesToGCSOperator
-from airflow_rs2gcs.transfers.redshift_to_gcs import RedshiftToGCSOperator, key_query
+from airflow_rs2gcs.transfers.redshift_to_gcs import RedshiftToGCSOperator
 
-ORDERS = {"name": "public.orders", "mode": "incremental", "cursor_column": "updated_at"}
-COMPLETE = {
+ENTRY = {
     "redshift_conn_id": "rs",
     "gcp_conn_id": "gcs",
     "bucket": "acme-exports",
-    "syncFrequency": "hourly",
+    "syncFrequency": "daily",
+    "tables": [{"name": "public.orders"}],
 }
 
 
-def _tenant(**table):
-    return parse_tenant("acme", {**COMPLETE, "tables": [{**ORDERS, **table}]})
+def _col(name: str, source: str = "int4", arrow: str = "int32") -> dict:
+    return {"name": name, "source_type": source, "arrow_type": arrow}
 
 
-def test_the_keys_are_off_by_default_and_parse_when_set():
-    plain = _tenant().tables[0]
-    assert (plain.verify, plain.capture_deletes, plain.primary_key) == (None, False, ())
-    table = _tenant(verify="count", capture_deletes=True, primary_key=["region", "id"]).tables[0]
-    assert (table.verify, table.capture_deletes, table.primary_key) == ("count", True, ("region", "id"))
+def test_schema_diff_lists_added_removed_changed_and_order():
+    before = [_col("id"), _col("email", "varchar", "string"), _col("amount", "numeric", "decimal128(10, 2)")]
+    after = [
+        _col("id", "int8", "int64"),
+        _col("amount", "numeric", "decimal128(10, 2)"),
+        _col("note", "text", "string"),
+    ]
+    change = schema_diff(before, after)
+    assert change == {
+        "added": ["note"],
+        "removed": ["email"],
+        "changed": [{"name": "id", "from": "int4 (int32)", "to": "int8 (int64)"}],
+        "reordered": False,
+    }
+    assert (
+        describe_change(change)
+        == "added: note; removed: email; changed: id from int4 (int32) to int8 (int64)"
+    )
+
+
+def test_schema_diff_sees_a_new_order_and_nothing_when_equal():
+    a, b = _col("a"), _col("b")
+    assert schema_diff([a, b], [a, b]) is None
+    assert schema_diff([a, b], [b, a]) == {"added": [], "removed": [], "changed": [], "reordered": True}
+
+
+def test_schema_drift_error_lists_the_difference_and_how_to_accept_it():
+    error = str(
+        SchemaDrift({"added": ["x"], "removed": ["y"], "changed": [], "reordered": False}, "gs://b/m")
+    )
+    assert "added: x" in error and "removed: y" in error and "gs://b/m" in error
+    assert "set on_schema_change to 'evolve' for one run" in error
+
+
+def test_hashes_are_the_hmac_of_the_csv_text_form_and_nulls_stay_null():
+    key = b"k3y"
+    values = pa.array([Decimal("1.50"), None, Decimal("-0.05")], pa.decimal128(10, 2))
+    expected = [
+        hmac.new(key, t.encode(), hashlib.sha256).hexdigest() if t else None for t in ("1.50", None, "-0.05")
+    ]
+    assert hashed_array(values, key).to_pylist() == expected
+    text = pa.array(["é", ""])  # UTF-8 bytes, and the empty string is a value, not NULL
+    assert hashed_array(text, key).to_pylist() == [
+        hmac.new(key, "é".encode(), hashlib.sha256).hexdigest(),
+        hmac.new(key, b"", hashlib.sha256).hexdigest(),
+    ]
+
+
+def test_the_batch_hasher_makes_hashed_columns_strings_and_leaves_the_others():
+    batch = pa.record_batch({"id": pa.array([1, 2], pa.int32()), "email": pa.array(["a@x", None])})
+    hasher = BatchHasher(batch.schema, ["id"], "key")
+    out = hasher(batch)
+    assert out.schema.field("id").type == pa.string() and out.schema.field("email").type == pa.string()
+    assert out.column("email").to_pylist() == ["a@x", None]
+    assert out.column("id").to_pylist()[0] == hmac.new(b"key", b"1", hashlib.sha256).hexdigest()
+    assert len(out.column("id").to_pylist()[0]) == 64
+
+
+def test_projection_keeps_the_selected_columns_in_order_and_refuses_unknown_names():
+    available = ["id", "email", "Note"]
+    assert DataContract().projection("SELECT 1", available) == "SELECT 1"
+    assert DataContract(columns=("Note", "id")).projection("Q", available) == (
+        'SELECT "Note", "id" FROM (Q) AS rs2gcs_columns'
+    )
+    assert DataContract(exclude_columns=("email",)).selected(available) == ["id", "Note"]
+    with pytest.raises(ContractError, match=r"hash_columns 'phone'.*\['id', 'email', 'Note'\]"):
+        DataContract(hash_columns=("phone",), hash_key="k").selected(available)
 
 
 @pytest.mark.parametrize(
-    ("table", "field", "fragments"),
+    ("contract", "fragment"),
     [
-        ({"verify": "sum"}, "tables.0.verify", ["'public.orders'", "'sum'", "'count'", "null"]),
-        ({"verify": True}, "tables.0.verify", ["'public.orders'", "True", "'count'"]),
-        (
-            {"capture_deletes": "yes"},
-            "tables.0.capture_deletes",
-            ["'public.orders'", "'yes'", "true or false"],
-        ),
-        (
-            {"primary_key": "id"},
-            "tables.0.primary_key",
-            ["'public.orders'", "'id'", "a list of column names"],
-        ),
-        ({"primary_key": ["id; drop"]}, "tables.0.primary_key", ["'public.orders'", "'id; drop'", "letters"]),
-        ({"primary_key": ["id", "id"]}, "tables.0.primary_key", ["'public.orders'", "['id']", "once"]),
-        ({"capture_deletes": True}, "tables.0", ["'public.orders'", "capture_deletes needs", "primary_key"]),
-        (
-            {"capture_deletes": True, "primary_key": ["id"], "mode": "full", "cursor_column": None},
-            "tables.0",
-            ["'public.orders'", "mode 'incremental'", "mode is 'full'"],
-        ),
+        ({"on_schema_change": "ignore"}, "allowed: 'evolve' or 'fail'"),
+        ({"columns": ("a",), "exclude_columns": ("b",)}, "given together"),
+        ({"columns": ("a",), "hash_columns": ("b",), "hash_key": "k"}, "must be among the exported ones"),
+        ({"exclude_columns": ("b",), "hash_columns": ("b",), "hash_key": "k"}, "must be among the exported"),
+        ({"hash_columns": ("b",)}, "needs a hash key"),
     ],
 )
-def test_a_bad_value_names_tenant_table_field_and_what_is_allowed(table, field, fragments):
-    entry = {k: v for k, v in {**ORDERS, **table}.items() if v is not None}
+def test_the_engine_refuses_a_contradictory_contract(contract, fragment):
+    with pytest.raises(ContractError, match=fragment):
+        DataContract(**contract)
+
+
+@pytest.mark.parametrize(
+    ("table", "tenant", "field", "fragments"),
+    [
+        ({"on_schema_change": "warn"}, {}, "tables.0.on_schema_change", ["'warn'", "'evolve'", "'fail'"]),
+        ({"columns": ["a"], "exclude_columns": ["b"]}, {}, "tables.0", ["public.orders", "given together"]),
+        ({"hash_columns": ["a"]}, {}, "hash_key_conn_id", ["public.orders", "HMAC key"]),
+        (
+            {"columns": ["a"], "hash_columns": ["b"]},
+            {"hash_key_conn_id": "k"},
+            "tables.0",
+            ["['b']", "exported"],
+        ),
+        ({"columns": "a"}, {}, "tables.0.columns", ["a list of column names"]),
+        ({"exclude_columns": ["bad\nname"]}, {}, "tables.0.exclude_columns", ["not column names"]),
+    ],
+)
+def test_tenant_errors_name_tenant_table_field_and_allowed(table, tenant, field, fragments):
+    entry = {**ENTRY, **tenant, "tables": [{"name": "public.orders", **table}]}
     with pytest.raises(TenantConfigError) as info:
-        parse_tenant("acme", {**COMPLETE, "tables": [entry]})
-    assert str(info.value).startswith("tenant 'acme': ")
-    message = dict(info.value.problems)[field]
+        parse_tenant("acme", entry)
+    assert field in dict(info.value.problems), info.value.problems
+    assert "acme" in str(info.value)
     for fragment in fragments:
-        assert fragment in message
+        assert fragment in str(info.value)
 
 
-def test_the_plan_carries_the_keys_a_table_turns_on_and_nothing_for_the_others():
-    tenant = parse_tenant(
-        "acme",
-        {
-            **COMPLETE,
-            "tables": [
-                {**ORDERS, "verify": "count", "capture_deletes": True, "primary_key": ["id"]},
-                {"name": "public.customers"},
+def test_the_plan_hands_each_table_its_contract():
+    table = {
+        "name": "public.orders",
+        "on_schema_change": "fail",
+        "exclude_columns": ["ssn"],
+        "hash_columns": ["email"],
+    }
+    tenant = parse_tenant("acme", {**ENTRY, "hash_key_conn_id": "hk", "tables": [table]})
+    (planned,) = plan_tables(tenant, {}, None, None)
+    assert planned["on_schema_change"] == "fail" and "columns" not in planned
+    assert planned["exclude_columns"] == ["ssn"] and planned["hash_columns"] == ["email"]
+    json.dumps(planned)  # it travels through XCom
+
+
+def test_operators_refuse_a_bad_contract_when_the_dag_is_built():
+    with pytest.raises(ValueError, match="hash_columns needs hash_key_conn_id"):
+        RedshiftToGCSOperator(task_id="t", sql="SELECT 1", bucket="b", object_prefix="p", hash_columns=["a"])
+    with pytest.raises(ValueError, match=r"table 'x'.*given together"):
+        RedshiftTablesToGCSOperator(
+            task_id="t",
+            bucket="b",
+            tables=[
+                {"table": "x", "sql": "S", "object_prefix": "p", "columns": ["a"], "exclude_columns": ["b"]}
             ],
+        )
+
+
+def test_schema_changed_events_only_for_tables_that_changed():
+    outcomes = [
+        {"tenant": "acme", "table": t, "data_interval": {}, "manifest": f"gs://b/{t}"}
+        for t in ("a", "b", "c")
+    ]
+    change = {"added": ["x"], "removed": [], "changed": [], "reordered": False}
+    events = schema_change_events(outcomes, [{"schema_change": change}, {"schema_change": None}, None])
+    assert events == [
+        {
+            "event": "schema_changed",
+            "tenant": "acme",
+            "table": "a",
+            "data_interval": {},
+            "manifest": "gs://b/a",
+            "schema_change": change,
+        }
+    ]
+
+
+class _Bucket:
+    def __init__(self, blobs):
+        self.blobs = blobs
+        self.asked = {}
+
+    def list_blobs(self, **kwargs):
+        self.asked = kwargs
+        return [SimpleNamespace(name=n, updated=u) for n, u in self.blobs]
+
+
+def test_the_last_manifest_is_the_newest_one_under_the_table_root():
+    bucket = _Bucket(
+        [
+            ("p/t/dt=2026-03-02/interval=x/_manifest.json", 1),
+            ("p/t/dt=2026-03-01/interval=y/_manifest.json", 5),  # a backfill published last
+            ("p/t/dt=2026-03-03/interval=z/part-00000.parquet", 9),  # not a manifest
+        ]
+    )
+    hook = SimpleNamespace(
+        get_conn=lambda: SimpleNamespace(bucket=lambda name: bucket),
+        download=lambda bucket_name, object_name: json.dumps({"name": object_name}).encode(),
+    )
+    name, document = latest_manifest(hook, "b", "p/t")
+    assert name == "p/t/dt=2026-03-01/interval=y/_manifest.json" == document["name"]
+    assert bucket.asked["prefix"] == "p/t/" and bucket.asked["match_glob"] == "**/_manifest.json"
+    bucket.blobs = []
+    assert latest_manifest(hook, "b", "p/t") is None
+
+
+CONNECTED = {"status": "connected", "redshift_conn_id": "rs", "gcp_conn_id": "gcs", "bucket": "acme-exports"}
+
+
+def test_the_page_configure_passes_contract_keys_and_leaves_out_what_it_did_not_send():
+    from airflow_rs2gcs.plugins.forms import action_conf
+
+    contract = {
+        "exclude_columns": ["ssn"],
+        "hash_columns": ["email"],
+        "on_schema_change": "fail",
+        "columns": None,
+    }
+    body = {
+        "tables": [{"name": "public.orders", **contract}, "public.items"],
+        "queries": [{"name": "q", "sql": "select 1 as x", "columns": ["x"]}],
+        "hash_key_conn_id": "hk",
+    }
+    conf = action_conf("configure", "acme", body, CONNECTED)
+    orders, items, query = conf["tables"]
+    assert {k: orders[k] for k in contract} == contract  # columns: null clears a stored selection
+    assert not {"columns", "exclude_columns", "hash_columns", "on_schema_change"} & set(
+        items
+    )  # kept as stored
+    assert query["columns"] == ["x"] and conf["hash_key_conn_id"] == "hk"
+
+
+def test_the_page_configure_refuses_a_contract_the_tenant_model_refuses():
+    from airflow_rs2gcs.plugins.forms import FormError, action_conf
+
+    body = {"tables": [{"name": "public.orders", "hash_columns": ["email"]}]}
+    with pytest.raises(FormError) as info:
+        action_conf("configure", "acme", body, CONNECTED)
+    assert "hash_key_conn_id" in info.value.errors
+    with pytest.raises(FormError) as info:
+        action_conf("configure", "acme", {"tables": [{"name": "t", "on_schema_change": "warn"}]}, CONNECTED)
+    assert any(field.startswith("tables.0") for field in info.value.errors)
+
+
+def test_configure_keeps_a_stored_contract_unless_the_run_gives_a_new_one():
+    from airflow_rs2gcs.operators.configure import ConfigureTenantOperator
+
+    stored = {
+        **CONNECTED,
+        "tables": [{"name": "public.orders", "exclude_columns": ["ssn"], "on_schema_change": "fail"}],
+    }
+    kept = ConfigureTenantOperator(task_id="c", tenant_id="acme", tables=["public.orders"])
+    assert kept._selection("acme", stored) == stored["tables"]
+    changed = ConfigureTenantOperator(
+        task_id="c2",
+        tenant_id="acme",
+        table_options={
+            "public.orders": {"exclude_columns": None, "columns": ["id"], "on_schema_change": "evolve"}
         },
     )
-    orders, customers = plan_tables(tenant, {}, None, None)
-    assert (orders["verify"], orders["capture_deletes"], orders["primary_key"]) == ("count", True, ["id"])
-    assert not {"verify", "capture_deletes", "primary_key"} & set(customers)
+    assert changed._selection("acme", stored) == [
+        {"name": "public.orders", "on_schema_change": "evolve", "columns": ["id"]}
+    ]
 
 
-def test_the_key_query_reads_every_current_row_of_the_unwindowed_query():
-    assert key_query("SELECT * FROM t", True, ["region", "id"]) == (
-        'SELECT "region", "id" FROM (SELECT * FROM t) AS rs2gcs_keys'
-    )
-    assert key_query("SELECT * FROM t", False, ["id"]) is None
-
-
-@pytest.mark.parametrize(
-    ("options", "message"),
-    [
-        ({"verify": "sum"}, "verify 'sum' is not supported; allowed: count"),
-        ({"capture_deletes": True}, "needs primary_key"),
-    ],
-)
-def test_the_operators_refuse_bad_options(options, message):
-    with pytest.raises(ValueError, match=message):
-        RedshiftToGCSOperator(task_id="t", sql="SELECT 1", bucket="b", object_prefix="p", **options)
-    group = RedshiftTablesToGCSOperator(
-        task_id="g", tables=[{"table": "t", "sql": "SELECT 1", "object_prefix": "p", **options}], bucket="b"
-    )
-    with pytest.raises(ValueError, match=message):
-        group._sync_table(group.tables[0], {}, None, None, retry=False)
-
-
-class _Cursor:
-    def __init__(self, count: int) -> None:
-        self.count = count
-        self.statements: list[str] = []
-
-    def execute(self, sql: str) -> None:
-        self.statements.append(sql)
-
-    def fetchone(self) -> tuple[int]:
-        return (self.count,)
-
-
-def test_the_count_runs_on_the_export_query_and_a_difference_fails_naming_the_table():
-    reads, cursor = ContractReads(count_sql="SELECT * FROM t WHERE w"), _Cursor(7)
-    reads.before(cursor)
-    assert cursor.statements == ["SELECT COUNT(*) FROM (SELECT * FROM t WHERE w) AS rs2gcs_count"]
-    assert reads.source_rows == 7
-    check_count(7, 7)
-    check_count(None, 5)  # verify off
-    with pytest.raises(ReconciliationError, match=r"public.orders: verify 'count' failed.* 7 row.*wrote 6"):
-        check_count(7, 6, "public.orders")
-
-
-def test_the_manifest_lists_the_key_objects_so_a_publish_keeps_them():
-    manifest = {
-        "objects": [{"name": "p/part-00000.parquet"}],
-        "keys": {"objects": [{"name": "p/_keys/part-00000.parquet"}]},
-    }
-    assert listed_objects(manifest) == {"p/part-00000.parquet", "p/_keys/part-00000.parquet"}
-    assert listed_objects({"objects": []}) == set()
-
-
-def test_the_pages_configure_sends_the_keys_it_was_given_and_keeps_the_others():
-    stored = {**COMPLETE, "status": "connected"}
-    body = ConfigureBody.model_validate(
-        {
-            "tables": [
-                {**ORDERS, "verify": "count", "capture_deletes": True, "primary_key": ["id"]},
-                {"name": "public.customers"},
-            ]
-        }
-    )
-    conf = configure_conf("acme", body, stored)
-    orders, customers = conf["tables"]
-    assert (orders["verify"], orders["capture_deletes"], orders["primary_key"]) == ("count", True, ["id"])
-    assert not {"verify", "capture_deletes", "primary_key"} & set(customers)
-    bad = ConfigureBody.model_validate({"tables": [{**ORDERS, "capture_deletes": True}]})
-    with pytest.raises(Exception, match="capture_deletes needs"):
-        configure_conf("acme", bad, stored)
-
-
-class _Catalog:
-    """The catalog hook's two reads Configure's table check makes (the real one is in the e2e tests)."""
-
-    def can_read(self, name: str) -> bool:
-        return True
-
-    def result_columns(self, sql: str) -> dict[str, int]:
-        return {"customer_id": 20, "created_at": 1184, "name": 1043}
-
-
-def test_configure_checks_primary_key_columns_against_the_catalog_and_lists_the_real_ones():
+def test_configure_refuses_unknown_contract_columns_listing_the_real_ones():
     from airflow_rs2gcs.operators.configure import ConfigureTenantOperator
     from airflow_rs2gcs.operators.lifecycle import LifecycleError
 
-    operator = ConfigureTenantOperator(task_id="configure", tenant_id="acme")
-    spec = {"name": "public.customers", "mode": "incremental", "cursor_column": "created_at"}
-    good = {**spec, "capture_deletes": True, "primary_key": ["customer_id"]}
-    assert operator._check_spec("acme", _Catalog(), good) == good
+    where, spec = "tenant 'acme', table 'public.orders'", {"name": "public.orders", "hash_columns": ["emial"]}
     with pytest.raises(LifecycleError) as info:
-        operator._check_spec("acme", _Catalog(), {**good, "primary_key": ["customer_id", "id"]})
-    assert str(info.value) == (
-        "tenant 'acme', table 'public.customers': field 'primary_key': ['id'] missing; allowed: columns "
-        "among ['created_at', 'customer_id', 'name']"
+        ConfigureTenantOperator._check_contract_columns(where, spec, ["id", "email"])
+    message = str(info.value)
+    assert "'acme'" in message and "public.orders" in message and "'hash_columns'" in message
+    assert "['emial']" in message and "['id', 'email']" in message
+    ConfigureTenantOperator._check_contract_columns(
+        where, {"name": "t", "columns": ["email", "id"]}, ["id", "email"]
     )
-
-
-def test_the_page_turns_the_keys_off_with_null_so_the_entry_is_stored_as_without_them():
-    body = ConfigureBody.model_validate(
-        {"tables": [{**ORDERS, "verify": None, "capture_deletes": None, "primary_key": None}]}
-    )
-    (orders,) = configure_conf("acme", body, {**COMPLETE, "status": "connected"})["tables"]
-    assert {k: orders[k] for k in ("verify", "capture_deletes", "primary_key")} == dict.fromkeys(
-        ("verify", "capture_deletes", "primary_key")
-    )  # Configure pops a key given as null: back to its default

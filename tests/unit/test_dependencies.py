@@ -1,7 +1,8 @@
 """The provider declares every library its code imports, not only what Airflow's providers happen to
 bring: each import in airflow_rs2gcs/ resolves, through the installed distributions' file lists, to a
 distribution named in pyproject.toml's ``dependencies`` (or a part of the ``apache-airflow`` meta
-package)."""
+package), or of an optional extra (``openlineage``) when every such import is inside a function, so the
+provider works, and a DAG parses, without it."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from packaging.utils import canonicalize_name
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = REPO_ROOT / "airflow_rs2gcs"
 META_PACKAGE = "apache-airflow"  # installs apache-airflow-core and apache-airflow-task-sdk
+OPTIONAL_EXTRAS = ("openlineage",)  # imported only inside functions
 
 
 def imported_modules() -> dict[str, set[str]]:
@@ -33,6 +35,25 @@ def imported_modules() -> dict[str, set[str]]:
                 continue
             for name in names:
                 found.setdefault(name, set()).add(str(path.relative_to(REPO_ROOT)))
+    return found
+
+
+def module_level_imports(path: Path) -> set[str]:
+    """The absolute module names ``path`` imports outside functions (``if TYPE_CHECKING:`` excepted)."""
+    found: set[str] = set()
+
+    def visit(nodes: list[ast.stmt]) -> None:
+        for node in nodes:
+            if isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                found.add(node.module)
+            elif isinstance(node, ast.If) and ast.unparse(node.test) != "TYPE_CHECKING":
+                visit(node.body + node.orelse)
+            elif isinstance(node, ast.ClassDef | ast.Try | ast.With):
+                visit([n for n in ast.iter_child_nodes(node) if isinstance(n, ast.stmt)])
+
+    visit(ast.parse(path.read_text(), str(path)).body)
     return found
 
 
@@ -66,6 +87,12 @@ def owning_distribution(module: str) -> str | None:
     return owners.pop() if len(owners) == 1 else None
 
 
+def optional() -> set[str]:
+    """The distributions of the optional extras, which the provider imports lazily."""
+    extras = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    return {canonicalize_name(Requirement(r).name) for extra in OPTIONAL_EXTRAS for r in extras[extra]}
+
+
 def declared() -> set[str]:
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
     names = {canonicalize_name(Requirement(r).name) for r in project["dependencies"]}
@@ -82,7 +109,7 @@ def test_the_import_scan_sees_lazy_imports_and_skips_the_standard_library():
 
 
 def test_every_library_the_provider_imports_is_a_declared_dependency():
-    allowed = declared()
+    allowed = declared() | optional()
     missing = {}
     for module, files in third_party(imported_modules()).items():
         owner = owning_distribution(module)
@@ -95,3 +122,26 @@ def test_the_provider_never_imports_the_local_stack():
     """rs2gcs_devstack is installed next to the provider in development only (the dev extra)."""
     local_stack = {m: f for m, f in imported_modules().items() if m.split(".")[0] == "rs2gcs_devstack"}
     assert not local_stack, f"the provider imports the local stack: {local_stack}"
+
+
+def test_the_optional_extras_are_imported_only_inside_functions():
+    """Without the openlineage extra the operators still run, and no DAG parse loads it."""
+    assert "apache-airflow-providers-openlineage" in optional()
+    eager = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for module in third_party({m: set() for m in module_level_imports(path)}):
+            owner = owning_distribution(module)
+            if owner in optional() - declared():
+                eager.setdefault(str(path.relative_to(REPO_ROOT)), []).append(module)
+    assert not eager, f"optional libraries imported at module level: {eager}"
+
+
+def test_the_module_level_scan_skips_function_bodies_and_type_checking_blocks():
+    lineage = module_level_imports(PACKAGE / "transfers" / "lineage.py")
+    assert "airflow_rs2gcs.engine.paths" in lineage
+    assert not any("openlineage" in m for m in lineage)
+    for module in ("redshift_to_gcs.py", "redshift_tables_to_gcs.py"):
+        operator = module_level_imports(PACKAGE / "transfers" / module)
+        assert "airflow.sdk" in operator and "airflow.providers.amazon.aws.hooks.redshift_sql" not in operator
+        # The lineage module too is loaded when a task runs, never by a DAG parse.
+        assert "airflow_rs2gcs.transfers.lineage" not in operator

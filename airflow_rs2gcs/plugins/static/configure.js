@@ -2,11 +2,12 @@
 
 import { postAction } from "./actions.js";
 import { api, errorAlert, errorMessage, query, tenantPath } from "./api.js";
+import { checksBody, checksCell, checksOf } from "./checks.js";
+import { contractBody, contractCell, storedContract } from "./contract.js";
 import { clear, debounce, h, nextId } from "./dom.js";
 import { entryFrequency, fmtNumber } from "./format.js";
 import { FieldErrors, confirmField, formActions, selectField, textField } from "./forms.js";
 import { CATALOG_PAGE_SIZE, state } from "./state.js";
-import { contractBody, contractCell, contractOf } from "./contract.js";
 
 export function configureForm(ctx) {
   const meta = state.meta;
@@ -19,7 +20,7 @@ export function configureForm(ctx) {
   const queries = [];
   for (const t of e.tables || []) {
     if (t.query) queries.push({ name: t.name, sql: t.query });
-    else selected.set(t.name, { name: t.name, mode: t.mode || "full", cursor_column: t.cursor_column || null, ...contractOf(t) });
+    else selected.set(t.name, { name: t.name, mode: t.mode || "full", cursor_column: t.cursor_column || null, ...storedContract(t), ...checksOf(t) });
   }
   const columnsCache = new Map();
 
@@ -110,7 +111,7 @@ export function configureForm(ctx) {
       );
       box.addEventListener("change", () => {
         if (box.checked) {
-          if (!selected.has(rel.qualified_name)) selected.set(rel.qualified_name, { name: rel.qualified_name, mode: "full", cursor_column: null, ...contractOf({}) });
+          if (!selected.has(rel.qualified_name)) selected.set(rel.qualified_name, { name: rel.qualified_name, mode: "full", cursor_column: null, ...storedContract({}), ...checksOf({}) });
         } else selected.delete(rel.qualified_name);
         tr.classList.toggle("is-selected", box.checked);
         renderSelected();
@@ -154,7 +155,7 @@ export function configureForm(ctx) {
       h(
         "thead",
         {},
-        h("tr", {}, ["Table", "Mode", "Cursor column", "Contract", ""].map((t) => h("th", { scope: "col" }, t || h("span", { class: "visually-hidden" }, "Remove")))),
+        h("tr", {}, ["Table", "Mode", "Cursor column", "Columns", "Checks", ""].map((t) => h("th", { scope: "col" }, t || h("span", { class: "visually-hidden" }, "Remove")))),
       ),
       selectedBody,
     ),
@@ -180,7 +181,7 @@ export function configureForm(ctx) {
     clear(selectedBody);
     selectedSlots = [];
     if (!selected.size) {
-      selectedBody.append(h("tr", {}, h("td", { colspan: "5", class: "empty" }, "No table selected yet: tick relations above.")));
+      selectedBody.append(h("tr", {}, h("td", { colspan: "6", class: "empty" }, "No table selected yet: tick relations above.")));
     }
     let index = 0;
     for (const spec of selected.values()) {
@@ -224,12 +225,12 @@ export function configureForm(ctx) {
         cursor.hidden = spec.mode !== "incremental";
         if (spec.mode === "incremental") fillCursor();
       };
-      const contract = contractCell(spec, columnsFor, errors, i);
+      const checks = checksCell(spec, columnsFor, errors, i);
       mode.addEventListener("change", () => {
         spec.mode = mode.value;
         if (spec.mode !== "incremental") spec.cursor_column = null;
         syncCursor();
-        contract.sync();
+        checks.sync();
       });
       cursor.addEventListener("change", () => (spec.cursor_column = cursor.value || null));
       syncCursor();
@@ -258,7 +259,7 @@ export function configureForm(ctx) {
       errors.field(`tables.${i}.cursor_column`, cursor, cursorError);
       errors.field(`tables.${spec.name}`, mode, modeError);
       selectedSlots.push(spec.name);
-      selectedBody.append(h("tr", {}, h("th", { scope: "row" }, h("code", {}, spec.name)), h("td", {}, mode, modeError), cursorCell, contract.el, h("td", {}, remove)));
+      selectedBody.append(h("tr", {}, h("th", { scope: "row" }, h("code", {}, spec.name)), h("td", {}, mode, modeError), cursorCell, contractCell(spec, () => columnsFor(spec.name), errors, i), checks.el, h("td", {}, remove)));
     }
   }
 
@@ -321,6 +322,7 @@ export function configureForm(ctx) {
     errors,
     attrs: { list: tzList.id },
   });
+  const hashKey = textField({ label: "Hash key connection", name: "hash_key_conn_id", value: e.hash_key_conn_id || "", hint: "Connection whose password keys hashed columns.", errors });
   const confirm = confirmField(
     "confirm_output_change",
     "Confirm the output change: objects already written and the incremental history stay as they are, and the next syncs start over.",
@@ -365,7 +367,7 @@ export function configureForm(ctx) {
       queriesError,
       addQueryBtn,
     ),
-    h("fieldset", {}, h("legend", {}, "Schedule and output"), h("div", { class: "form-grid" }, freq.el, format.el, tz.el), tzList),
+    h("fieldset", {}, h("legend", {}, "Schedule and output"), h("div", { class: "form-grid" }, freq.el, format.el, tz.el, hashKey.el), tzList),
     confirm.box,
     actions.el,
   );
@@ -373,7 +375,7 @@ export function configureForm(ctx) {
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
     const local = {};
-    const tables = [...selected.values()].map((s) => ({ name: s.name, mode: s.mode, cursor_column: s.mode === "incremental" ? s.cursor_column : null, ...contractBody(s) }));
+    const tables = [...selected.values()].map((s) => ({ name: s.name, mode: s.mode, cursor_column: s.mode === "incremental" ? s.cursor_column : null, ...contractBody(s), ...checksBody(s) }));
     tables.forEach((t, i) => {
       if (t.mode === "incremental" && !t.cursor_column) local[`tables.${i}.cursor_column`] = "Choose the cursor column of an incremental table.";
     });
@@ -401,6 +403,7 @@ export function configureForm(ctx) {
       format: format.select.value,
       timezone: tz.input.value.trim() || "UTC",
     };
+    if (hashKey.input.value.trim()) body.hash_key_conn_id = hashKey.input.value.trim();
     if (confirm.input.checked) body.confirm_output_change = true;
     postAction(ctx, "configure", body, { errors, submit: actions.submit, confirmFields: { confirm_output_change: confirm }, aliases });
   });

@@ -1,68 +1,115 @@
-// The data contract of one selected table in the Configure form: verify (count), capture_deletes and
-// its primary key columns, picked from the catalog's column list (the same one the cursor column uses).
+// A selected table's data contract on the Configure form: which columns are exported, excluded or
+// hashed, and what a schema change does. Compact: one disclosure per table, its columns read from the
+// same columns API the cursor picker uses, and only when the disclosure is opened.
 
 import { errorMessage } from "./api.js";
 import { clear, h, nextId } from "./dom.js";
 
-// A stored table's contract keys, as the form keeps them beside name, mode and cursor_column.
-export function contractOf(t) {
-  return { verify: t.verify || null, capture_deletes: Boolean(t.capture_deletes), primary_key: [...(t.primary_key || [])] };
+const CHOICES = [
+  ["export", "export"],
+  ["exclude", "exclude"],
+  ["hash", "hash (HMAC)"],
+];
+
+// The contract keys of a stored table entry, with their defaults.
+export function storedContract(t) {
+  return {
+    on_schema_change: t.on_schema_change || "evolve",
+    columns: Array.isArray(t.columns) ? [...t.columns] : null,
+    exclude_columns: [...(t.exclude_columns || [])],
+    hash_columns: [...(t.hash_columns || [])],
+  };
 }
 
-// What the form sends for a table: every key, null when off, so turning one off clears it and a table
-// without the contract is stored as before (deletes only for an incremental table).
+// What the page sends for a table: every key, so the stored contract is replaced by what was shown.
 export function contractBody(spec) {
-  const capture = spec.mode === "incremental" && spec.capture_deletes;
-  return { verify: spec.verify || null, capture_deletes: capture || null, primary_key: capture ? spec.primary_key : null };
+  return {
+    on_schema_change: spec.on_schema_change || "evolve",
+    columns: spec.columns,
+    exclude_columns: spec.exclude_columns || [],
+    hash_columns: spec.hash_columns || [],
+  };
 }
 
-// The table row's cell: two checkboxes, and the key picker while deletes are captured. `sync()` follows
-// a change of the row's mode (deletes need incremental).
-export function contractCell(spec, columnsFor, errors, index) {
-  const verifyId = nextId("verify");
-  const captureId = nextId("capture");
-  const verify = h("input", { type: "checkbox", id: verifyId, checked: spec.verify === "count", "aria-label": `Verify count of ${spec.name}` });
-  const capture = h("input", { type: "checkbox", id: captureId, checked: spec.capture_deletes, "aria-label": `Capture deletes of ${spec.name}` });
-  const keys = h("select", { multiple: true, size: "3", "aria-label": `Primary key columns of ${spec.name}` });
+function choiceOf(spec, name) {
+  if (spec.hash_columns.includes(name)) return "hash";
+  const kept = spec.columns ? spec.columns.includes(name) : !spec.exclude_columns.includes(name);
+  return kept ? "export" : "exclude";
+}
+
+// A column's new choice: a stored `columns` list stays a list (kept in its order), else exclusions.
+function setChoice(spec, name, choice) {
+  spec.hash_columns = spec.hash_columns.filter((c) => c !== name);
+  if (choice === "hash") spec.hash_columns.push(name);
+  const exported = choice !== "exclude";
+  if (spec.columns) {
+    spec.columns = spec.columns.filter((c) => c !== name);
+    if (exported) spec.columns.push(name);
+  } else {
+    spec.exclude_columns = spec.exclude_columns.filter((c) => c !== name);
+    if (!exported) spec.exclude_columns.push(name);
+  }
+}
+
+function summaryText(spec) {
+  const parts = [spec.on_schema_change === "fail" ? "fail on change" : "evolve"];
+  if (spec.columns) parts.push(`${spec.columns.length} columns`);
+  else if (spec.exclude_columns.length) parts.push(`${spec.exclude_columns.length} excluded`);
+  else parts.push("all columns");
+  if (spec.hash_columns.length) parts.push(`${spec.hash_columns.length} hashed`);
+  return parts.join(" · ");
+}
+
+// The table cell: a disclosure with the on_schema_change choice and one choice per column.
+export function contractCell(spec, loadColumns, errors, index) {
+  const summary = h("summary", {}, summaryText(spec));
   const error = errors.errorEl();
-  verify.addEventListener("change", () => (spec.verify = verify.checked ? "count" : null));
-  capture.addEventListener("change", () => {
-    spec.capture_deletes = capture.checked;
-    sync();
+  const onChangeId = nextId("schema-change");
+  const onChange = h(
+    "select",
+    { id: onChangeId, "aria-label": `On schema change of ${spec.name}` },
+    h("option", { value: "evolve" }, "evolve: export and report"),
+    h("option", { value: "fail" }, "fail: export nothing"),
+  );
+  onChange.value = spec.on_schema_change;
+  onChange.addEventListener("change", () => {
+    spec.on_schema_change = onChange.value;
+    summary.textContent = summaryText(spec);
   });
-  keys.addEventListener("change", () => (spec.primary_key = [...keys.selectedOptions].map((o) => o.value)));
-
-  async function fillKeys() {
-    const option = (name, label) => h("option", { value: name, selected: spec.primary_key.includes(name) }, label);
-    clear(keys).append(...spec.primary_key.map((name) => option(name, name)));
-    try {
-      const cols = (await columnsFor(spec.name)).columns || [];
-      const missing = spec.primary_key.filter((name) => !cols.some((c) => c.name === name));
-      clear(keys).append(...cols.map((c) => option(c.name, `${c.name} (${c.type})`)), ...missing.map((name) => option(name, `${name} (not found)`)));
-    } catch (err) {
-      error.textContent = errorMessage(err, "read the columns of");
-    }
-  }
-
-  function sync() {
-    const incremental = spec.mode === "incremental";
-    capture.disabled = !incremental;
-    capture.title = incremental ? "" : "Capturing deletes needs an incremental table.";
-    keys.hidden = !(incremental && spec.capture_deletes);
-    if (!keys.hidden) fillKeys();
-  }
-
-  errors.field(`tables.${index}.verify`, verify, error);
-  errors.field(`tables.${index}.capture_deletes`, capture, error);
-  errors.field(`tables.${index}.primary_key`, keys, error);
-  sync();
-  const el = h(
-    "td",
-    { class: "contract-cell" },
-    h("label", { for: verifyId }, verify, " Verify count"),
-    h("label", { for: captureId }, capture, " Capture deletes"),
-    keys,
+  const list = h("div", { class: "contract-columns" });
+  let loaded = false;
+  const details = h(
+    "details",
+    { class: "contract" },
+    summary,
+    h("div", { class: "field" }, h("label", { for: onChangeId }, "On schema change"), onChange),
+    list,
     error,
   );
-  return { el, sync };
+  details.addEventListener("toggle", async () => {
+    if (!details.open || loaded) return;
+    loaded = true;
+    clear(list).append(h("p", { class: "muted" }, "Reading columns…"));
+    try {
+      const data = await loadColumns();
+      clear(list);
+      for (const col of data.columns || []) {
+        const choice = h("select", { "aria-label": `${col.name} of ${spec.name}` }, CHOICES.map(([v, label]) => h("option", { value: v }, label)));
+        choice.value = choiceOf(spec, col.name);
+        choice.addEventListener("change", () => {
+          setChoice(spec, col.name, choice.value);
+          summary.textContent = summaryText(spec);
+        });
+        list.append(h("div", { class: "contract-column" }, h("code", {}, col.name), h("span", { class: "muted" }, col.type), choice));
+      }
+    } catch (err) {
+      loaded = false;
+      clear(list);
+      error.textContent = errorMessage(err, "read the columns of");
+    }
+  });
+  for (const key of ["on_schema_change", "columns", "exclude_columns", "hash_columns"]) {
+    errors.field(`tables.${index}.${key}`, onChange, error);
+  }
+  return h("td", {}, details);
 }

@@ -10,7 +10,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-unit lint constraints bench bench-parse bench-plugin bench-scale clean
+.PHONY: demo test test-unit lint constraints bench bench-contract bench-parse bench-plugin bench-scale clean
 
 $(STAMP): pyproject.toml dev/pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -70,6 +70,10 @@ test-unit: $(STAMP)
 # check (BENCH_ARGS="--rss-rows 0" skips it).
 bench: $(STAMP)
 	$(BIN)/python bench/sync_bench.py $(BENCH_ARGS)
+
+# What verify="count" and capture_deletes cost beside a plain export (bench/README.md, "Data contract").
+bench-contract: $(STAMP)
+	$(BIN)/python bench/contract_bench.py $(BENCH_ARGS)
 
 # What the factory costs the dag-processor (bench/README.md, "Parse cost").
 bench-parse: $(STAMP)

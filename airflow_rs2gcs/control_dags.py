@@ -182,7 +182,8 @@ def build_configure_dag() -> DAG:
             title="Per-table options",
             description='{"<table>": {"query": "select ...", "mode": "incremental", '
             '"cursor_column": "updated_at", "exclude_columns": ["ssn"], "hash_columns": ["email"], '
-            '"on_schema_change": "fail"}}. Only the options given change; null clears one.',
+            '"on_schema_change": "fail", "verify": "count", "capture_deletes": true, '
+            '"primary_key": ["id"]}}. Only the options given change; null clears one.',
         ),
         "hash_key_conn_id": _text_param(
             "Hash key connection",

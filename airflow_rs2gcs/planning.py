@@ -57,6 +57,16 @@ def contract_kwargs(table: Any) -> dict[str, Any]:
     return keys
 
 
+def _check_options(table: Any) -> dict[str, Any]:
+    """The table's checks (verify, capture_deletes with its primary_key), only those it turns on."""
+    options: dict[str, Any] = {}
+    if table.verify:
+        options["verify"] = table.verify
+    if table.capture_deletes:
+        options |= {"capture_deletes": True, "primary_key": list(table.primary_key)}
+    return options
+
+
 def plan_tables(
     tenant: Tenant,
     params: Mapping[str, Any],
@@ -88,6 +98,7 @@ def plan_tables(
             "incremental_column": None if full_refresh or t.mode != "incremental" else t.cursor_column,
             "fetch_method": t.fetch_method,
             **contract_kwargs(t),
+            **_check_options(t),
         }
         for t in tenant.tables
         if t.name in wanted

@@ -14,11 +14,19 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Literal, get_args
 
 import pendulum
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from airflow_rs2gcs.engine.contract import OnSchemaChange, contract_problems
+from airflow_rs2gcs.engine.contract import OnSchemaChange, contract_problems, unexported_keys
 from airflow_rs2gcs.engine.paths import table_folder
-from airflow_rs2gcs.engine.settings import FetchMethod
+from airflow_rs2gcs.engine.settings import VERIFY_MODES, FetchMethod
 from airflow_rs2gcs.identifiers import InvalidTableName, parse_table_name
 from airflow_rs2gcs.query_check import QueryNotAllowed, check_read_only_select
 from airflow_rs2gcs.schedules import normalise_frequency
@@ -94,6 +102,12 @@ class TableSpec(_Strict):
     :param exclude_columns: export every column but these.
     :param hash_columns: columns whose values are replaced by their HMAC-SHA256 (the tenant's
         ``hash_key_conn_id`` holds the key).
+    :param verify: ``"count"`` counts the source rows of the same query and window in the export's
+        snapshot and fails the table when the export wrote another number; ``None`` (default): off.
+    :param capture_deletes: an incremental table also writes its whole current primary key set as
+        ``_keys/`` objects beside each interval's data, so consumers can find deleted rows.
+    :param primary_key: the columns of the primary key (needed by ``capture_deletes``); each
+        must be exported (not excluded), and one in ``hash_columns`` is hashed in the key set too.
     """
 
     name: str
@@ -130,6 +144,59 @@ class TableSpec(_Strict):
         )
         if problems:
             raise ValueError(f"table {self.name!r}: " + "; ".join(problems))
+        return self
+
+    # Data contract: reconciliation and delete capture (docs/tenant-contract.md).
+    verify: Literal["count"] | None = None
+    capture_deletes: bool = False
+    primary_key: tuple[str, ...] = ()
+
+    @field_validator("verify", mode="before")
+    @classmethod
+    def _check_verify(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is not None and value not in VERIFY_MODES:
+            allowed = ", ".join(repr(mode) for mode in VERIFY_MODES)
+            raise ValueError(
+                f"table {info.data.get('name')!r}: {value!r} is not allowed; allowed: {allowed} or null"
+            )
+        return value
+
+    @field_validator("capture_deletes", mode="before")
+    @classmethod
+    def _check_capture_deletes(cls, value: Any, info: ValidationInfo) -> Any:
+        if not isinstance(value, bool):
+            raise ValueError(
+                f"table {info.data.get('name')!r}: {value!r} is not allowed; allowed: true or false"
+            )
+        return value
+
+    @field_validator("primary_key", mode="before")
+    @classmethod
+    def _check_primary_key(cls, value: Any, info: ValidationInfo) -> Any:
+        table = info.data.get("name")
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"table {table!r}: {value!r} is not allowed; allowed: a list of column names")
+        bad = [c for c in value if not isinstance(c, str) or not COLUMN_PATTERN.fullmatch(c)]
+        if bad:
+            raise ValueError(
+                f"table {table!r}: {bad!r} are not column names; allowed: letters, digits, '_' or '$'"
+            )
+        duplicates = sorted({c for c in value if value.count(c) > 1})
+        if duplicates:
+            raise ValueError(f"table {table!r}: columns {duplicates} appear twice; list each column once")
+        return value
+
+    @model_validator(mode="after")
+    def _capture_deletes_needs_keys(self) -> TableSpec:
+        if self.capture_deletes and (self.mode != "incremental" or not self.primary_key):
+            raise ValueError(
+                f"table {self.name!r}: capture_deletes needs mode 'incremental' and a primary_key "
+                f"(mode is {self.mode!r}, primary_key is {list(self.primary_key)})"
+            )
+        keys = self.primary_key if self.capture_deletes else ()
+        problem = unexported_keys(keys, self.columns, self.exclude_columns)
+        if problem:
+            raise ValueError(f"table {self.name!r}: {problem}")
         return self
 
     @field_validator("expected_rows", mode="before")

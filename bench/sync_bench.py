@@ -78,7 +78,8 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _child_ours(rows: int, fetch_method: str = "auto") -> dict[str, Any]:
+def _child_ours(rows: int, fetch_method: str = "auto", **contract: Any) -> dict[str, Any]:
+    """Ours; ``contract`` takes the data-contract options (bench/contract_bench.py)."""
     from airflow.sdk import DAG
 
     from airflow_rs2gcs.transfers.redshift_to_gcs import RedshiftToGCSOperator
@@ -88,11 +89,12 @@ def _child_ours(rows: int, fetch_method: str = "auto") -> dict[str, Any]:
             task_id="ours",
             sql=QUERY,
             bucket=BUCKET,
-            object_prefix=f"ours-{fetch_method}/{rows}",
+            object_prefix=f"ours-{fetch_method}{'-'.join(['', *sorted(contract)])}/{rows}",
             redshift_conn_id="rs2gcs_redshift",
             gcp_conn_id="rs2gcs_gcs",
             fetch_size=FETCH_SIZE,
             fetch_method=fetch_method,
+            **contract,
         )
     baseline = _rss_mb()
     started = time.perf_counter()
@@ -153,6 +155,8 @@ def _child_fetch_only(rows: int) -> dict[str, Any]:
 CHILDREN = {
     "ours": _child_ours,
     "ours-driver": functools.partial(_child_ours, fetch_method="driver"),
+    "ours-verify": functools.partial(_child_ours, verify="count"),
+    "ours-keys": functools.partial(_child_ours, capture_deletes=True, primary_key=["id"]),
     "postgres": _child_postgres,
     "fetch": _child_fetch_only,
 }

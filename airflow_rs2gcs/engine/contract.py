@@ -124,6 +124,20 @@ def contract_problems(
     return problems
 
 
+def unexported_keys(
+    primary_key: Sequence[str], columns: Sequence[str] | None, exclude_columns: Sequence[str]
+) -> str | None:
+    """The problem of primary key columns left out of the data (capture_deletes' key set is anti-joined
+    against the exported rows on them), or ``None``."""
+    dropped = [n for n in primary_key if (columns is not None and n not in columns) or n in exclude_columns]
+    if not dropped:
+        return None
+    return (
+        f"primary_key columns {dropped} are not exported; capture_deletes' key set is matched against "
+        "the exported rows on them, so a key column must be exported (hash it instead of excluding it)"
+    )
+
+
 def hashed(columns: Sequence[Column], hash_columns: Sequence[str]) -> list[Column]:
     """The output columns: hashed ones become strings (their Redshift type stays recorded)."""
     return [dataclasses.replace(c, arrow_type=pa.string()) if c.name in hash_columns else c for c in columns]

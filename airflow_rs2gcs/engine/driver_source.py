@@ -39,7 +39,6 @@ from airflow_rs2gcs.engine.reader import (
     CursorRowSource,
     declare_cursor,
     fetch_statement,
-    read_only_transaction,
 )
 from airflow_rs2gcs.engine.types import Column, Oid, column_for, schema_of
 from airflow_rs2gcs.engine.wire import UnsupportedDriverError, driver_version, row_description
@@ -157,18 +156,17 @@ class DriverRowSource(CursorRowSource):
 
     method = "driver"
 
-    def batches(self) -> Iterator[pa.RecordBatch]:
+    def read_in(self, cursor: Any) -> Iterator[pa.RecordBatch]:
         """Yield the result as record batches; :attr:`columns` and :attr:`schema` are set before the first."""
-        with read_only_transaction(self.connection) as cursor:
-            cursor.execute(f"SELECT * FROM ({self.sql}) AS {ROWS_ALIAS} LIMIT 0")
-            modifiers = type_modifiers(cursor)
-            self.columns = described_columns(cursor.description or [], modifiers)
-            self.schema = schema_of(self.columns)
-            if modifiers is None:
-                self._warn_unsized_decimals()
-            name = declare_cursor(cursor, text_read_query(self.sql, self.columns))
-            yield from self._fetch_all(cursor, name)
-            cursor.execute(f"CLOSE {name}")
+        cursor.execute(f"SELECT * FROM ({self.sql}) AS {ROWS_ALIAS} LIMIT 0")
+        modifiers = type_modifiers(cursor)
+        self.columns = described_columns(cursor.description or [], modifiers)
+        self.schema = schema_of(self.columns)
+        if modifiers is None:
+            self._warn_unsized_decimals()
+        name = declare_cursor(cursor, text_read_query(self.sql, self.columns))
+        yield from self._fetch_all(cursor, name)
+        cursor.execute(f"CLOSE {name}")
 
     def _fetch_all(self, cursor: Any, name: str) -> Iterator[pa.RecordBatch]:
         fetch = fetch_statement(name, self.fetch_size)

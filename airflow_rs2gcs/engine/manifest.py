@@ -75,6 +75,12 @@ def delete_unlisted(gcs_hook: Any, bucket: str, object_prefix: str, keep: set[st
     return orphans
 
 
+def listed_objects(manifest: dict[str, Any]) -> set[str]:
+    """The names of every object the manifest lists: the data's and the key set's (``keys``)."""
+    listed = [*manifest["objects"], *(manifest.get("keys") or {}).get("objects", [])]
+    return {o["name"] for o in listed}
+
+
 def publish_manifest(gcs_hook: Any, bucket: str, object_prefix: str, manifest: dict[str, Any]) -> str:
     """Upload the manifest, then delete objects in the folder it does not list (an earlier try's)."""
     name = manifest_object_name(object_prefix)
@@ -87,9 +93,7 @@ def publish_manifest(gcs_hook: Any, bucket: str, object_prefix: str, manifest: d
 
     with_retries(upload, f"upload of gs://{bucket}/{name}")
     try:
-        orphans = delete_unlisted(
-            gcs_hook, bucket, object_prefix, {o["name"] for o in manifest["objects"]} | {name}
-        )
+        orphans = delete_unlisted(gcs_hook, bucket, object_prefix, listed_objects(manifest) | {name})
     except Exception:  # the manifest is out: readers ignore unlisted objects, the next try removes them
         log.warning("could not delete an earlier try's objects under %s", object_prefix, exc_info=True)
     else:

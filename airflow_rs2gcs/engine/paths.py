@@ -4,11 +4,13 @@ Layout (Hive-style partitions, so BigQuery external tables and Spark see ``dt`` 
 
     gs://<bucket>/<prefix>/<tenant_id>/<table>/dt=<YYYY-MM-DD>/interval=<start>_<end>/part-00000.parquet
                                                                                    .../_manifest.json
+                                                                                   .../_keys/part-00000.parquet
 
 ``dt`` is the interval's start date and ``start``/``end`` are ``YYYYMMDDTHHMMSSZ`` in UTC. The names
 depend only on tenant, table and interval, so a re-run of an interval replaces its own objects.
 ``<table>`` is :func:`table_folder` of the table's name: the name itself for plain names, a slug and a
-hash for names with a quoted part.
+hash for names with a quoted part. ``_keys/`` holds the table's primary key set when the tenant
+asks for ``capture_deletes``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import unicodedata
 from airflow_rs2gcs.identifiers import parse_table_name
 
 MANIFEST_NAME = "_manifest.json"
+KEYS_FOLDER = "_keys"
 _SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9_=$.-]+$")
 _SLUG_PART_MAX = 64
 
@@ -68,6 +71,11 @@ def dataset_root(object_prefix: str) -> str:
 def data_object_name(object_prefix: str, index: int, extension: str) -> str:
     """``<object_prefix>/part-00000.<ext>``."""
     return f"{object_prefix}/part-{index:05d}.{extension}"
+
+
+def keys_prefix(object_prefix: str) -> str:
+    """``<object_prefix>/_keys``: the folder of an export's primary key set (``capture_deletes``)."""
+    return f"{object_prefix}/{KEYS_FOLDER}"
 
 
 def manifest_object_name(object_prefix: str) -> str:

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import pyarrow as pa
 
 from airflow_rs2gcs.engine.driver_source import DriverRowSource
+from airflow_rs2gcs.engine.reader import SnapshotReads
 from airflow_rs2gcs.engine.settings import ExportSettings
 from airflow_rs2gcs.engine.types import Column
 from airflow_rs2gcs.engine.wire import UnsupportedDriverError, check_driver
@@ -60,10 +61,11 @@ class AutoRowSource:
 
     :param connection: an open ``redshift_connector`` connection (see :class:`WireRowSource`).
     :param sql: one SELECT.
-    :param options: ``fetch_size``, ``batch_rows`` and ``batch_bytes``, as both row sources take them.
+    :param options: ``fetch_size``, ``batch_rows``, ``batch_bytes`` and ``snapshot``, as both row
+        sources take them (a fallback runs the snapshot reads again, in its own transaction).
     """
 
-    def __init__(self, connection: Any, sql: str, **options: int) -> None:
+    def __init__(self, connection: Any, sql: str, **options: Any) -> None:
         self.connection = connection
         self.sql = sql
         self.options = options
@@ -127,8 +129,11 @@ SOURCES: dict[str, Callable[..., RowSource]] = {
 }
 
 
-def open_row_source(connection: Any, sql: str, settings: ExportSettings) -> RowSource:
-    """The row source that ``settings.fetch_method`` names, reading ``sql`` on ``connection``."""
+def open_row_source(
+    connection: Any, sql: str, settings: ExportSettings, snapshot: SnapshotReads | None = None
+) -> RowSource:
+    """The row source that ``settings.fetch_method`` names, reading ``sql`` on ``connection``;
+    ``snapshot`` reads run in its transaction (see :class:`~airflow_rs2gcs.engine.reader.SnapshotReads`)."""
     source = SOURCES[settings.fetch_method]
     return source(
         connection,
@@ -136,4 +141,5 @@ def open_row_source(connection: Any, sql: str, settings: ExportSettings) -> RowS
         fetch_size=settings.fetch_size,
         batch_rows=settings.batch_rows,
         batch_bytes=settings.batch_bytes,
+        snapshot=snapshot,
     )

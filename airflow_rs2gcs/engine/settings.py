@@ -22,6 +22,8 @@ SINGLE_NODE_MAX_FETCH = 1000
 # the fast path with a fallback to the driver's API when the installed driver does not support it.
 FetchMethod = Literal["auto", "wire", "driver"]
 FETCH_METHODS: tuple[str, ...] = get_args(FetchMethod)
+# Reconciliation of an export against its source (airflow_rs2gcs.engine.snapshot_reads).
+VERIFY_MODES = ("count",)
 
 
 def file_extension(export_format: str, compression: str) -> str:
@@ -41,6 +43,13 @@ def check_format(export_format: str, compression: str | None) -> str:
         allowed = ", ".join(COMPRESSIONS[export_format])
         raise ValueError(f"compression {compression!r} does not apply to {export_format}; allowed: {allowed}")
     return compression
+
+
+def check_verify(verify: str | None) -> str | None:
+    """Validate a reconciliation mode (:data:`VERIFY_MODES`, or ``None``: off) and return it."""
+    if verify is not None and verify not in VERIFY_MODES:
+        raise ValueError(f"verify {verify!r} is not supported; allowed: {', '.join(VERIFY_MODES)} or None")
+    return verify
 
 
 def check_fetch_method(fetch_method: str) -> str:

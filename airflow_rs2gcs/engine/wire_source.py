@@ -23,7 +23,6 @@ from airflow_rs2gcs.engine.reader import (
     CursorRowSource,
     declare_cursor,
     fetch_statement,
-    read_only_transaction,
 )
 from airflow_rs2gcs.engine.types import columns_from_row_description, schema_of
 from airflow_rs2gcs.engine.wire import RawRowCapture, UnsupportedDriverError, result_formats, row_description
@@ -43,13 +42,12 @@ class WireRowSource(CursorRowSource):
 
     method = "wire"
 
-    def batches(self) -> Iterator[pa.RecordBatch]:
+    def read_in(self, cursor: Any) -> Iterator[pa.RecordBatch]:
         """Yield the result as record batches; :attr:`columns` and :attr:`schema` are set before the first."""
-        with read_only_transaction(self.connection) as cursor:
-            name = declare_cursor(cursor, self.sql)
-            with RawRowCapture(self.connection) as capture:
-                yield from self._fetch_all(cursor, capture, name)
-            cursor.execute(f"CLOSE {name}")
+        name = declare_cursor(cursor, self.sql)
+        with RawRowCapture(self.connection) as capture:
+            yield from self._fetch_all(cursor, capture, name)
+        cursor.execute(f"CLOSE {name}")
 
     def _fetch_all(self, cursor: Any, capture: RawRowCapture, name: str) -> Iterator[pa.RecordBatch]:
         pending: list[bytes] = []

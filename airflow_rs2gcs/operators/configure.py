@@ -62,7 +62,8 @@ class ConfigureTenantOperator(BaseOperator):
         objects like the Variable's (``{"name": ..., "mode": ..., "cursor_column": ..., "query": ...}``)
         (templated: a string must be a JSON list).
     :param table_options: per table name: ``query``, ``mode``, ``cursor_column``, ``fetch_method``,
-        ``on_schema_change``, ``columns``, ``exclude_columns``, ``hash_columns``;
+        ``on_schema_change``, ``columns``, ``exclude_columns``, ``hash_columns``, ``verify``,
+        ``capture_deletes``, ``primary_key`` (the columns named must exist);
         ``null`` clears a stored option (templated: a string must be a JSON object).
     :param sync_frequency: a value or label of the syncFrequency options table, or a cron expression
         (templated).
@@ -236,6 +237,11 @@ class ConfigureTenantOperator(BaseOperator):
             raise LifecycleError(
                 f"{where}: field 'cursor_column': {cursor!r} {found}; allowed: a column of type date, "
                 f"timestamp or timestamptz among {sorted(columns)}"
+            )
+        missing = [column for column in spec.get("primary_key") or [] if column not in columns]
+        if missing:
+            raise LifecycleError(
+                f"{where}: field 'primary_key': {missing} missing; allowed: columns among {sorted(columns)}"
             )
         self._check_contract_columns(where, spec, list(columns))
         return spec

@@ -62,11 +62,16 @@ CONTRACT_KEYS = ("on_schema_change", "columns", "exclude_columns", "hash_columns
 
 
 class TableChoice(ContractChoice):
-    """A picked relation: its name as the catalog lists it, its mode and cursor column, its contract."""
+    """A picked relation: its name as the catalog lists it, its mode and cursor column, its contract,
+    and its checks (verify, capture_deletes, primary_key): those not sent keep their stored values, and
+    ``null`` clears one."""
 
     name: str
     mode: Literal["full", "incremental"] = "full"
     cursor_column: str | None = None
+    verify: str | None = None
+    capture_deletes: bool | None = None
+    primary_key: list[str] | None = None
 
 
 class QueryChoice(ContractChoice):
@@ -193,6 +198,9 @@ def connect_conf(tenant_id: str, body: ConnectBody, stored: Mapping[str, Any] | 
 # --- Configure ----------------------------------------------------------------------------------------
 
 
+CHECK_KEYS = ("verify", "capture_deletes", "primary_key")
+
+
 def _table_spec(choice: str | TableChoice) -> dict[str, Any]:
     if isinstance(choice, str):
         choice = TableChoice(name=choice)
@@ -203,7 +211,7 @@ def _table_spec(choice: str | TableChoice) -> dict[str, Any]:
         "cursor_column": choice.cursor_column if incremental else None,
         "query": None,
         **choice.contract(),
-    }
+    } | {key: getattr(choice, key) for key in CHECK_KEYS if key in choice.model_fields_set}
 
 
 def _name_errors(body: ConfigureBody) -> dict[str, str]:

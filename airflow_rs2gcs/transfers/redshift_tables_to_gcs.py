@@ -13,13 +13,16 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_rs2gcs.engine.paths import check_object_prefix
-from airflow_rs2gcs.engine.settings import SINGLE_NODE_MAX_FETCH, ExportSettings, check_format
+from airflow_rs2gcs.engine.settings import SINGLE_NODE_MAX_FETCH, ExportSettings, check_format, check_verify
 from airflow_rs2gcs.transfers.redshift_to_gcs import (
     DEFAULTS,
+    check_capture_deletes,
     check_contract,
+    check_keys_exported,
     data_contract,
     emit_asset_events,
     export_outcome,
+    key_query,
     run_interval,
     windowed_query,
 )
@@ -44,6 +47,10 @@ TABLE_KEYS = (
     "columns",
     "exclude_columns",
     "hash_columns",
+    # Checks (optional; see RedshiftToGCSOperator).
+    "verify",
+    "capture_deletes",
+    "primary_key",
 )
 
 
@@ -113,7 +120,8 @@ class RedshiftTablesToGCSOperator(BaseOperator):
     :param tables: the tables to export (templated): dicts with ``table`` (its name, for logs and
         outcomes), ``sql``, ``object_prefix``, ``incremental_column`` (``None``: full) and
         ``fetch_method``, as for ``RedshiftToGCSOperator``, and optionally its data contract:
-        ``on_schema_change``, ``columns``, ``exclude_columns`` and ``hash_columns``.
+        ``on_schema_change``, ``columns``, ``exclude_columns`` and ``hash_columns``, and its checks:
+        ``verify``, ``capture_deletes`` and ``primary_key``.
     :param bucket: target GCS bucket (templated).
     :param redshift_conn_id: Airflow connection of type ``redshift``.
     :param gcp_conn_id: Airflow connection of type ``google_cloud_platform``.
@@ -200,7 +208,10 @@ class RedshiftTablesToGCSOperator(BaseOperator):
             list(table.get("exclude_columns") or ()),
             list(table.get("hash_columns") or ()),
         )
-        check_contract(f"{self.task_id}: table {table.get('table')!r}", *keys, self.hash_key_conn_id)
+        where = f"{self.task_id}: table {table.get('table')!r}"
+        check_contract(where, *keys, self.hash_key_conn_id)
+        if table.get("capture_deletes"):
+            check_keys_exported(where, table.get("primary_key") or (), keys[1], keys[2])
         return keys
 
     def workers(self) -> int:
@@ -262,6 +273,9 @@ class RedshiftTablesToGCSOperator(BaseOperator):
                 self._lineage_exports[name] = self._planned_export(table).exported(kept, schema)
                 return kept
         settings = self.settings(table.get("fetch_method") or DEFAULTS.fetch_method)
+        verify = check_verify(table.get("verify"))
+        capture_deletes, primary_key = bool(table.get("capture_deletes")), table.get("primary_key") or []
+        check_capture_deletes(capture_deletes, primary_key)
         mode = f"incremental on {table['incremental_column']}" if table.get("incremental_column") else "full"
         self.log.info("%s: exporting (%s) to gs://%s/%s", name, mode, self.bucket, object_prefix)
         contract = data_contract(*self._contract_of(table), self.hash_key_conn_id)
@@ -278,6 +292,8 @@ class RedshiftTablesToGCSOperator(BaseOperator):
                 manifest_extra={"dag_id": self.dag_id, "task_id": self.task_id, "plan_id": self.plan_id},
                 table=name,
                 contract=contract,
+                verify=verify,
+                key_query=key_query(table["sql"], capture_deletes, primary_key),
             )
         except BaseException:
             connection.close()

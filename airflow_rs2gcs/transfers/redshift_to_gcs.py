@@ -14,8 +14,9 @@ from airflow_rs2gcs.engine.settings import (
     ExportSettings,
     check_fetch_method,
     check_format,
+    check_verify,
 )
-from airflow_rs2gcs.sql import windowed
+from airflow_rs2gcs.sql import quote_identifier, windowed
 
 if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
@@ -79,6 +80,15 @@ class RedshiftToGCSOperator(BaseOperator):
         form (NULL stays NULL; the column becomes a string column).
     :param hash_key_conn_id: Airflow connection whose password is the HMAC key; needed with
         ``hash_columns``.
+    :param verify: ``"count"`` counts the rows of the query as exported (windowed, with the column
+        projection) in the export's own snapshot and fails the task, publishing nothing, when the
+        export wrote another number; the manifest records ``source_rows``. ``None`` (default): no count.
+    :param capture_deletes: also write the whole current set of ``primary_key`` values of ``sql``
+        (not windowed, not projected), read in the same snapshot, as ``<object_prefix>/_keys/part-*``
+        objects listed under the manifest's ``keys``; consumers find deleted rows by an anti-join.
+        A key column in ``hash_columns`` is hashed there too, with the same key.
+    :param primary_key: the key columns ``capture_deletes`` writes; each must be exported (not in
+        ``exclude_columns``, and in ``columns`` when that is given).
     """
 
     template_fields: Sequence[str] = (
@@ -117,6 +127,9 @@ class RedshiftToGCSOperator(BaseOperator):
         exclude_columns: Sequence[str] = (),
         hash_columns: Sequence[str] = (),
         hash_key_conn_id: str | None = None,
+        verify: str | None = None,
+        capture_deletes: bool = False,
+        primary_key: Sequence[str] = (),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -148,6 +161,12 @@ class RedshiftToGCSOperator(BaseOperator):
             self.hash_columns,
             hash_key_conn_id,
         )
+        self.verify = check_verify(verify)
+        self.capture_deletes = capture_deletes
+        self.primary_key = list(primary_key)
+        check_capture_deletes(capture_deletes, self.primary_key)
+        if capture_deletes:
+            check_keys_exported(self.task_id, self.primary_key, self.columns, self.exclude_columns)
 
     def _query(self, context: Context) -> str:
         return windowed_query(self.sql, self.incremental_column, context)
@@ -196,6 +215,8 @@ class RedshiftToGCSOperator(BaseOperator):
                     self.hash_columns,
                     self.hash_key_conn_id,
                 ),
+                verify=self.verify,
+                key_query=key_query(self.sql, self.capture_deletes, self.primary_key),
             )
         finally:
             connection.close()
@@ -298,6 +319,35 @@ def windowed_query(sql: str, incremental_column: str | None, context: Context) -
             "data_interval_start/end), else give it a schedule or run it as a full refresh"
         )
     return windowed(sql, incremental_column, start, end)
+
+
+def check_capture_deletes(capture_deletes: bool, primary_key: Sequence[str]) -> None:
+    """``capture_deletes`` needs key columns to write."""
+    if capture_deletes and not primary_key:
+        raise ValueError("capture_deletes needs primary_key: the columns of the key set it writes")
+
+
+def check_keys_exported(
+    where: str, primary_key: Sequence[str], columns: Sequence[str] | None, exclude_columns: Sequence[str]
+) -> None:
+    """Refuse a key column the contract leaves out of the data: the key set could not be anti-joined."""
+    from airflow_rs2gcs.engine.contract import unexported_keys
+
+    problem = unexported_keys(primary_key, columns, exclude_columns)
+    if problem:
+        raise ValueError(f"{where}: {problem}")
+
+
+def key_query(sql: str, capture_deletes: bool, primary_key: Sequence[str]) -> str | None:
+    """The query of the primary key set of ``sql`` (unwindowed: every current row), or ``None``.
+
+    ``sql`` is the table's own query, not the contract's projection: the keys are read as stored
+    (the export hashes the key columns the contract hashes).
+    """
+    if not capture_deletes:
+        return None
+    columns = ", ".join(quote_identifier(column) for column in primary_key)
+    return f"SELECT {columns} FROM ({sql}) AS rs2gcs_keys"
 
 
 def run_interval(context: Context) -> tuple[str | None, str | None]:

@@ -16,10 +16,12 @@ def export_through_engine(
     data_interval: tuple[str, str],
     dag_id: str,
     contract: Any = None,
+    verify: str | None = None,
+    key_query: str | None = None,
     **settings: Any,
 ) -> Any:
-    """Run ``sql`` into ``gs://bucket/prefix/`` with ``ExportSettings(**settings)`` and an optional
-    ``DataContract``; the ExportResult."""
+    """Run ``sql`` into ``gs://bucket/prefix/`` with ``ExportSettings(**settings)``, an optional
+    ``DataContract`` and run_export's ``verify`` and ``key_query``; the ExportResult."""
     from airflow.providers.amazon.aws.hooks.redshift_sql import RedshiftSQLHook
     from airflow.providers.google.cloud.hooks.gcs import GCSHook
 
@@ -38,6 +40,8 @@ def export_through_engine(
             data_interval=data_interval,
             manifest_extra={"dag_id": dag_id, "task_id": "t"},
             contract=contract,
+            verify=verify,
+            key_query=key_query,
         )
     finally:
         connection.close()

@@ -441,6 +441,115 @@ def test_row_estimates_come_from_the_catalog_and_views_are_unknown(loaded, stack
     assert hook.row_estimates([TABLE]) == {TABLE: ROWS + 2}
 
 
+# --- Data contract: verify "count" and capture_deletes (docs/output-format.md) -----------------------
+
+CONTRACT_TABLE = "public.rs2gcs_contract_orders"
+CONTRACT_SQL = f"""
+DROP TABLE IF EXISTS {CONTRACT_TABLE};
+CREATE TABLE {CONTRACT_TABLE} (region int, id bigint, updated_at timestamptz, note text,
+                               PRIMARY KEY (region, id));
+INSERT INTO {CONTRACT_TABLE}
+SELECT g % 3, g, timestamptz '2026-03-01 00:00:00+00' + g * interval '1 minute', md5(g::text)
+FROM generate_series(1, 2000) AS g;
+"""
+CONTRACT_WINDOW = (
+    f"SELECT * FROM (SELECT * FROM {CONTRACT_TABLE}) AS rs2gcs_source "
+    "WHERE updated_at >= '2026-03-01 12:00:00+00' AND updated_at < '2026-03-02 00:00:00+00'"
+)
+CONTRACT_KEYS = f'SELECT "region", "id" FROM (SELECT * FROM {CONTRACT_TABLE}) AS rs2gcs_keys'
+
+
+@pytest.fixture
+def contract_table(loaded):
+    pg = loaded.postgres
+    pg.psql(CONTRACT_SQL + f'GRANT SELECT ON {CONTRACT_TABLE} TO "{pg.user}";', database=pg.database)
+    return pg
+
+
+def column_of(gcs, manifest: dict, name: str) -> list:
+    tables = [pq.read_table(io.BytesIO(gcs.download(BUCKET, o["name"]))) for o in manifest["objects"]]
+    return pa.concat_tables(tables).column(name).to_pylist()
+
+
+def keys_in(gcs, manifest: dict) -> list[tuple[int, int]]:
+    objects = manifest["keys"]["objects"]
+    table = pa.concat_tables([pq.read_table(io.BytesIO(gcs.download(BUCKET, o["name"]))) for o in objects])
+    return sorted(zip(table.column("region").to_pylist(), table.column("id").to_pylist(), strict=True))
+
+
+def test_verify_counts_in_the_snapshot_the_rows_come_from(gcs, contract_table, fetch_method, monkeypatch):
+    """Rows committed by another session between the count and the cursor are in neither: one snapshot."""
+    from airflow_rs2gcs.engine.snapshot_reads import ContractReads
+
+    counted = ContractReads.before
+
+    def count_then_insert(self, cursor):
+        counted(self, cursor)
+        contract_table.psql(
+            f"INSERT INTO {CONTRACT_TABLE} SELECT 9, g, '2026-03-01 18:00:00+00', 'late' "
+            "FROM generate_series(1, 5) AS g",
+            database=contract_table.database,
+        )
+
+    monkeypatch.setattr(ContractReads, "before", count_then_insert)
+    prefix = f"contract/verify/{fetch_method}"
+    result = export(CONTRACT_WINDOW, prefix, fetch_method=fetch_method, verify="count", **SMALL)
+    manifest = manifest_of(gcs, prefix)
+    assert manifest["source_rows"] == manifest["rows"] == result.rows == 720  # minutes 720..1439
+    assert "keys" not in manifest
+    assert 9 not in set(column_of(gcs, manifest, "region"))
+    after = contract_table.psql(
+        f"SELECT count(*) FROM ({CONTRACT_WINDOW}) AS w", database=contract_table.database
+    )
+    assert int(after.strip()) == 725  # the late rows were committed: the next snapshot has them
+
+
+def test_verify_fails_and_publishes_nothing_when_the_export_lost_rows(gcs, contract_table, monkeypatch):
+    """A row lost between the source and the files (a fault at the boundary) fails the table: no
+    manifest, and neither its data nor its _keys/ objects stay."""
+    from airflow_rs2gcs.engine import export as export_module
+
+    prefix = "contract/lost"
+    export(CONTRACT_WINDOW, prefix, verify="count", key_query=CONTRACT_KEYS, **SMALL)
+    assert f"{prefix}/_manifest.json" in listing(gcs, prefix)
+    real = export_module.open_row_source
+
+    def losing_one_row(*args, **kwargs):
+        source = real(*args, **kwargs)
+        batches = source.batches
+
+        def fewer():
+            for index, batch in enumerate(batches()):
+                yield batch.slice(1) if index == 0 else batch
+
+        source.batches = fewer
+        return source
+
+    monkeypatch.setattr(export_module, "open_row_source", losing_one_row)
+    with pytest.raises(Exception, match=r"verify 'count' failed: the source holds 720 row\(s\).*wrote 719"):
+        export(CONTRACT_WINDOW, prefix, verify="count", key_query=CONTRACT_KEYS, **SMALL)
+    assert listing(gcs, prefix) == {}
+
+
+def test_capture_deletes_writes_the_whole_current_key_set_beside_the_interval(
+    gcs, contract_table, fetch_method
+):
+    pg = contract_table
+    pg.psql(f"DELETE FROM {CONTRACT_TABLE} WHERE id % 10 = 0 OR id < 50", database=pg.database)
+    expected = pg.psql(f"SELECT region || ',' || id FROM {CONTRACT_TABLE}", database=pg.database).split()
+    prefix = f"contract/keys/{fetch_method}"
+    for _ in range(2):  # a re-run replaces the key objects, never adds to them
+        export(CONTRACT_WINDOW, prefix, fetch_method=fetch_method, key_query=CONTRACT_KEYS, **SMALL)
+    manifest = manifest_of(gcs, prefix)
+    keys = manifest["keys"]
+    assert keys["columns"] == ["region", "id"]
+    assert keys["rows"] == len(expected) == 1755 > manifest["rows"]  # every current key, not the window's
+    assert keys_in(gcs, manifest) == sorted(tuple(map(int, k.split(","))) for k in expected)
+    assert all(o["name"].startswith(f"{prefix}/_keys/part-") for o in keys["objects"])
+    listed = {o["name"] for o in manifest["objects"] + keys["objects"]} | {f"{prefix}/_manifest.json"}
+    assert set(listing(gcs, prefix)) == listed
+
+
 # The data contract: hashed and excluded columns, and schema drift against the last manifest.
 HASH_KEY = "s3cret-hmac-key"
 
@@ -550,3 +659,31 @@ def test_schema_drift_evolve_records_the_difference_and_fail_publishes_nothing(g
         changed, BUCKET, refused, ("a", "b"), "d", contract=DataContract(on_schema_change="fail")
     )
     assert same.schema_change is None and "schema_change" not in manifest_of(gcs, refused)
+
+
+def test_checks_with_a_projected_and_hashed_export_count_it_and_hash_its_keys_alike(gcs, contract_table):
+    """Both halves of the data contract at once: verify counts the projected query that is exported,
+    and the key set (read from the table, not the projection) hashes the key column the data hashes,
+    so the anti-join still matches every exported row."""
+    import hashlib
+    import hmac
+
+    from airflow_rs2gcs.engine.contract import DataContract
+
+    contract = DataContract(exclude_columns=("note",), hash_columns=("id",), hash_key=HASH_KEY)
+    prefix = "contract/checked-and-hashed"
+    checks = {"verify": "count", "key_query": CONTRACT_KEYS}
+    result = export(CONTRACT_WINDOW, prefix, contract=contract, **checks, **SMALL)
+    manifest = manifest_of(gcs, prefix)
+    assert manifest["source_query"].startswith('SELECT "region", "id", "updated_at" FROM (')
+    assert manifest["source_rows"] == manifest["rows"] == result.rows == 720
+    assert manifest["keys"]["columns"] == ["region", "id"] and manifest["keys"]["hashed_columns"] == ["id"]
+    assert manifest["keys"]["rows"] == 2000
+
+    def mac(value: int) -> str:
+        return hmac.new(HASH_KEY.encode(), str(value).encode(), hashlib.sha256).hexdigest()
+
+    keys = set(keys_in(gcs, manifest))
+    assert (1, mac(1)) in keys and all(isinstance(i, str) for _, i in keys)
+    exported = set(zip(column_of(gcs, manifest, "region"), column_of(gcs, manifest, "id"), strict=True))
+    assert len(exported) == 720 and exported <= keys  # every exported row anti-joins to a key

@@ -70,10 +70,21 @@ def connect_conf(tenant_id: str, receiver: HTTPServer, **overrides) -> dict:
     }
 
 
+# The data contract rides along: customers (incremental; the run's hour holds none of its rows) writes
+# its whole key set, daily_revenue is verified by a count in the export's snapshot.
+CUSTOMERS_CONTRACT = {
+    "mode": "incremental",
+    "cursor_column": "created_at",
+    "capture_deletes": True,
+    "primary_key": ["customer_id"],
+}
 CONFIGURE = {
     "tenant_id": "acme",
     "tables": ["public.customers", "daily_revenue"],
-    "table_options": {"daily_revenue": {"query": REVENUE_QUERY}},
+    "table_options": {
+        "public.customers": CUSTOMERS_CONTRACT,
+        "daily_revenue": {"query": REVENUE_QUERY, "verify": "count"},
+    },
     "syncFrequency": "hourly",
     "format": "parquet",
     "timezone": "Europe/Berlin",
@@ -95,7 +106,32 @@ def test_unknown_source_and_bad_bucket_are_refused_and_nothing_is_recorded(home,
     assert "acme" not in tenants(home)
 
 
-def test_full_lifecycle(home, receiver):
+def check_the_contract(stack, outcomes: dict) -> None:
+    """daily_revenue's manifest has its count; customers' lists _keys/ objects holding every customer id."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from airflow.providers.google.cloud.hooks.gcs import GCSHook
+
+    gcs = GCSHook(gcp_conn_id="rs2gcs_gcs")
+
+    def manifest(table: str) -> dict:
+        return json.loads(gcs.download(BUCKET, outcomes[table]["manifest"].removeprefix(f"gs://{BUCKET}/")))
+
+    revenue = manifest("daily_revenue")
+    assert revenue["source_rows"] == revenue["rows"] == outcomes["daily_revenue"]["rows"]
+    keys = manifest("public.customers")["keys"]
+    assert "source_rows" not in manifest("public.customers")
+    objects = [io.BytesIO(gcs.download(BUCKET, o["name"])) for o in keys["objects"]]
+    ids = pa.concat_tables(pq.read_table(o) for o in objects)
+    source = stack.postgres.psql("select customer_id from public.customers", database=stack.postgres.database)
+    assert keys["columns"] == ["customer_id"] and keys["rows"] == ids.num_rows
+    assert sorted(ids.column("customer_id").to_pylist()) == sorted(map(int, source.split()))
+    assert all("/_keys/part-" in o["name"] for o in keys["objects"])
+
+
+def test_full_lifecycle(home, receiver, stack, stack_env):
     result = trigger(home, "rs2gcs_connect", connect_conf("acme", receiver))
     assert result.returncode == 0, result.stdout[-3000:]
     assert "] Activation successful for redshift_to_gcs" in result.stdout
@@ -114,7 +150,7 @@ def test_full_lifecycle(home, receiver):
 
     bad = {
         **CONFIGURE,
-        "table_options": {"public.customers": {"mode": "incremental", "cursor_column": "name"}},
+        "table_options": {"public.customers": {**CUSTOMERS_CONTRACT, "cursor_column": "name"}},
     }
     result = trigger(home, "rs2gcs_configure", bad)
     assert result.returncode != 0 and "field 'cursor_column'" in result.stdout
@@ -125,6 +161,8 @@ def test_full_lifecycle(home, receiver):
     entry = tenants(home)["acme"]
     assert entry["status"] == "configured" and entry["syncFrequency"] == "hourly"
     assert [t["name"] for t in entry["tables"]] == ["public.customers", "daily_revenue"]
+    assert entry["tables"][0] == {"name": "public.customers", **CUSTOMERS_CONTRACT}
+    assert entry["tables"][1]["verify"] == "count"
 
     result = home.run(
         "dags", "test", "rs2gcs_sync__acme", "2026-11-24T00:00:00+00:00", check=False, timeout=600
@@ -137,10 +175,13 @@ def test_full_lifecycle(home, receiver):
         expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
         assert request.headers["X-Rs2gcs-Signature"] == expected
         payload = json.loads(body)
-        assert payload["tenant"] == "acme" and payload["status"] == "success" and payload["rows"] > 0
+        assert payload["tenant"] == "acme" and payload["status"] == "success"
         assert payload["manifest"].startswith(f"gs://{BUCKET}/lifecycle/acme/")
         assert set(payload) >= {"table", "bytes", "objects", "data_interval"}
-    assert {json.loads(r.get_data())["table"] for r in posts} == {"public.customers", "daily_revenue"}
+    outcomes = {json.loads(r.get_data())["table"]: json.loads(r.get_data()) for r in posts}
+    assert set(outcomes) == {"public.customers", "daily_revenue"}
+    assert outcomes["public.customers"]["rows"] == 0 < outcomes["daily_revenue"]["rows"]
+    check_the_contract(stack, outcomes)
 
     for _ in range(2):  # twice in a row, without error
         result = trigger(home, "rs2gcs_disconnect", {"tenant_id": "acme"})

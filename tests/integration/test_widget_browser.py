@@ -275,6 +275,10 @@ def test_a_person_connects_configures_syncs_and_disconnects_a_tenant(
     # The quoted-name table goes incremental; its cursor column comes from the columns endpoint.
     frame.get_by_label(f"Mode of {MIXED}", exact=True).select_option("incremental")
     frame.get_by_label(f"Cursor column of {MIXED}", exact=True).select_option("updated_at")
+    # Its checks: a verified count, and deletes captured with the key picked from its columns.
+    frame.get_by_label(f"Verify count of {MIXED}", exact=True).check()
+    frame.get_by_label(f"Capture deletes of {MIXED}", exact=True).check()
+    frame.get_by_label(f"Primary key columns of {MIXED}", exact=True).select_option(["id"])
     # The data contract of one table: its columns (from the same columns endpoint) exported or not.
     page_1_row = frame.get_by_role("row").filter(has=frame.get_by_role("rowheader", name=PAGE_1_TABLE))
     page_1_row.locator("summary").click()
@@ -383,6 +387,9 @@ def test_a_person_connects_configures_syncs_and_disconnects_a_tenant(
     expect(frame.get_by_label("Sync Frequency")).to_have_value("hourly")
     expect(frame.get_by_label("Output name")).to_have_value(QUERY_NAME)
     expect(frame.get_by_label(f"Cursor column of {MIXED}", exact=True)).to_have_value("updated_at")
+    expect(frame.get_by_label(f"Verify count of {MIXED}", exact=True)).to_be_checked()
+    expect(frame.get_by_label(f"Capture deletes of {MIXED}", exact=True)).to_be_checked()
+    expect(frame.get_by_label(f"Primary key columns of {MIXED}", exact=True)).to_have_values(["id"])
     frame.get_by_role("button", name="Cancel").click()
     expect(frame.get_by_role("heading", name=f"Configure {TENANT_ID}")).to_have_count(0)
 

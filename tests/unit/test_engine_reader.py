@@ -53,6 +53,6 @@ def test_a_cut_connection_raises_its_own_error_and_logs_the_failed_rollback_in_o
         "could not roll back the export's read transaction: BrokenPipeError: broken pipe"
     )
     assert record.exc_info is None
-    assert connection.statements[0] == "BEGIN READ ONLY"
+    assert connection.statements[0] == "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
     assert connection.statements[-1] == "<close>"
     assert connection.autocommit is False  # restored

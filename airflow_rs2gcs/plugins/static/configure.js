@@ -2,6 +2,7 @@
 
 import { postAction } from "./actions.js";
 import { api, errorAlert, errorMessage, query, tenantPath } from "./api.js";
+import { checksBody, checksCell, checksOf } from "./checks.js";
 import { contractBody, contractCell, storedContract } from "./contract.js";
 import { clear, debounce, h, nextId } from "./dom.js";
 import { entryFrequency, fmtNumber } from "./format.js";
@@ -19,7 +20,7 @@ export function configureForm(ctx) {
   const queries = [];
   for (const t of e.tables || []) {
     if (t.query) queries.push({ name: t.name, sql: t.query });
-    else selected.set(t.name, { name: t.name, mode: t.mode || "full", cursor_column: t.cursor_column || null, ...storedContract(t) });
+    else selected.set(t.name, { name: t.name, mode: t.mode || "full", cursor_column: t.cursor_column || null, ...storedContract(t), ...checksOf(t) });
   }
   const columnsCache = new Map();
 
@@ -110,7 +111,7 @@ export function configureForm(ctx) {
       );
       box.addEventListener("change", () => {
         if (box.checked) {
-          if (!selected.has(rel.qualified_name)) selected.set(rel.qualified_name, { name: rel.qualified_name, mode: "full", cursor_column: null, ...storedContract({}) });
+          if (!selected.has(rel.qualified_name)) selected.set(rel.qualified_name, { name: rel.qualified_name, mode: "full", cursor_column: null, ...storedContract({}), ...checksOf({}) });
         } else selected.delete(rel.qualified_name);
         tr.classList.toggle("is-selected", box.checked);
         renderSelected();
@@ -154,7 +155,7 @@ export function configureForm(ctx) {
       h(
         "thead",
         {},
-        h("tr", {}, ["Table", "Mode", "Cursor column", "Columns", ""].map((t) => h("th", { scope: "col" }, t || h("span", { class: "visually-hidden" }, "Remove")))),
+        h("tr", {}, ["Table", "Mode", "Cursor column", "Columns", "Checks", ""].map((t) => h("th", { scope: "col" }, t || h("span", { class: "visually-hidden" }, "Remove")))),
       ),
       selectedBody,
     ),
@@ -180,7 +181,7 @@ export function configureForm(ctx) {
     clear(selectedBody);
     selectedSlots = [];
     if (!selected.size) {
-      selectedBody.append(h("tr", {}, h("td", { colspan: "5", class: "empty" }, "No table selected yet: tick relations above.")));
+      selectedBody.append(h("tr", {}, h("td", { colspan: "6", class: "empty" }, "No table selected yet: tick relations above.")));
     }
     let index = 0;
     for (const spec of selected.values()) {
@@ -224,10 +225,12 @@ export function configureForm(ctx) {
         cursor.hidden = spec.mode !== "incremental";
         if (spec.mode === "incremental") fillCursor();
       };
+      const checks = checksCell(spec, columnsFor, errors, i);
       mode.addEventListener("change", () => {
         spec.mode = mode.value;
         if (spec.mode !== "incremental") spec.cursor_column = null;
         syncCursor();
+        checks.sync();
       });
       cursor.addEventListener("change", () => (spec.cursor_column = cursor.value || null));
       syncCursor();
@@ -256,7 +259,7 @@ export function configureForm(ctx) {
       errors.field(`tables.${i}.cursor_column`, cursor, cursorError);
       errors.field(`tables.${spec.name}`, mode, modeError);
       selectedSlots.push(spec.name);
-      selectedBody.append(h("tr", {}, h("th", { scope: "row" }, h("code", {}, spec.name)), h("td", {}, mode, modeError), cursorCell, contractCell(spec, () => columnsFor(spec.name), errors, i), h("td", {}, remove)));
+      selectedBody.append(h("tr", {}, h("th", { scope: "row" }, h("code", {}, spec.name)), h("td", {}, mode, modeError), cursorCell, contractCell(spec, () => columnsFor(spec.name), errors, i), checks.el, h("td", {}, remove)));
     }
   }
 
@@ -372,7 +375,7 @@ export function configureForm(ctx) {
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
     const local = {};
-    const tables = [...selected.values()].map((s) => ({ name: s.name, mode: s.mode, cursor_column: s.mode === "incremental" ? s.cursor_column : null, ...contractBody(s) }));
+    const tables = [...selected.values()].map((s) => ({ name: s.name, mode: s.mode, cursor_column: s.mode === "incremental" ? s.cursor_column : null, ...contractBody(s), ...checksBody(s) }));
     tables.forEach((t, i) => {
       if (t.mode === "incremental" && !t.cursor_column) local[`tables.${i}.cursor_column`] = "Choose the cursor column of an incremental table.";
     });

@@ -272,13 +272,16 @@ class ConfigureTenantOperator(BaseOperator):
                 f"tenant {tenant_id!r}: field 'format': {export_format!r} is not a format; allowed: "
                 f"{', '.join(FORMATS)}"
             )
-        hash_key_conn_id = given_text(tenant_id, "hash_key_conn_id", self.hash_key_conn_id)
-        return {
+        settings = {
             "syncFrequency": frequency or stored.get("syncFrequency") or DEFAULT_SYNC_FREQUENCY,
             "format": export_format or stored.get("format") or "parquet",
             "timezone": timezone or stored.get("timezone") or "UTC",
-            "hash_key_conn_id": hash_key_conn_id or stored.get("hash_key_conn_id"),
         }
+        # Optional: written only once a run gives it, so a tenant without hashing keeps a clean entry.
+        hash_key_conn_id = given_text(tenant_id, "hash_key_conn_id", self.hash_key_conn_id)
+        if hash_key_conn_id or stored.get("hash_key_conn_id"):
+            settings["hash_key_conn_id"] = hash_key_conn_id or stored["hash_key_conn_id"]
+        return settings
 
     def execute(self, context: Context) -> list[str]:
         tenant_id = checked_tenant_id(self.tenant_id)

@@ -238,6 +238,23 @@ def test_gcs_restart_keeps_objects(airflow_env):
     assert _gcs_hook().download(bucket, "a.txt") == b"survives"
 
 
+def test_local_s3_serves_the_amazon_providers_s3_hook_and_stop_frees_its_port(monkeypatch):
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+    from rs2gcs_devstack.s3 import LocalS3
+
+    with LocalS3() as s3:
+        monkeypatch.setenv("AIRFLOW_CONN_RS2GCS_S3", s3.aws_connection_json())
+        s3.create_bucket("staging")
+        s3.create_bucket("staging")  # again: no error
+        body = os.urandom(200_000)
+        hook = S3Hook(aws_conn_id="rs2gcs_s3")
+        hook.load_bytes(body, key="unload/part-0000.parquet", bucket_name="staging")
+        assert hook.list_keys("staging", prefix="unload/") == ["unload/part-0000.parquet"]
+        assert s3.client().get_object(Bucket="staging", Key="unload/part-0000.parquet")["Body"].read() == body
+        port, pid = s3.port, s3.pid
+    assert not port_open(port) and pid is not None and not pid_alive(pid)
+
+
 # --- process hygiene ---------------------------------------------------------------------------------------
 def test_stop_leaves_no_process_and_closes_ports():
     local = LocalStack().start()

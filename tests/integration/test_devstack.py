@@ -145,6 +145,113 @@ def test_catalog_query(airflow_env):
     assert ("sales", "orders") in {tuple(row) for row in rows}
 
 
+UNLOAD_ROWS = 3000
+
+
+def _unload_sql(prefix: str, *options: str) -> str:
+    return (
+        "UNLOAD ('select id, payload, note from public.unload_src order by id') "
+        f"TO 's3://staging/{prefix}' " + " ".join(options)
+    )
+
+
+@pytest.fixture(scope="module")
+def unload_source(stack):
+    """~12 MB of rows (4 KB each in memory) in a table, and the staging bucket in the local S3."""
+    stack.postgres.psql(
+        "drop table if exists public.unload_src;"
+        "create table public.unload_src as select g as id, repeat(md5(g::text), 128) as payload, "
+        f"(case when g % 7 = 0 then null else 'it''s ' || g end)::varchar(40) as note "
+        f"from generate_series(1, {UNLOAD_ROWS}) g;"
+        f"grant select on public.unload_src to {stack.postgres.user};"
+    )
+    stack.s3.create_bucket("staging")
+    return stack
+
+
+def test_unload_writes_parquet_parts_and_verbose_manifest(airflow_env, unload_source):
+    import pyarrow.parquet as pq
+
+    conn = _redshift_hook().get_conn()
+    try:
+        cursor = conn.cursor()
+        cursor.execute(
+            _unload_sql(
+                "run1/t_",
+                "IAM_ROLE 'arn:aws:iam::123456789012:role/unload'",
+                "FORMAT PARQUET MANIFEST VERBOSE MAXFILESIZE 5 MB",
+            )
+        )
+        assert cursor.description is None
+        assert conn.notices[-1][b"S"] == b"INFO"
+        assert (
+            conn.notices[-1][b"M"]
+            == f"UNLOAD completed, {UNLOAD_ROWS} record(s) unloaded successfully.".encode()
+        )
+        cursor.execute("select count(*) from public.unload_src")  # the session still works
+        assert cursor.fetchone()[0] == UNLOAD_ROWS
+        conn.commit()
+    finally:
+        conn.close()
+
+    s3 = unload_source.s3.client()
+    manifest = json.loads(s3.get_object(Bucket="staging", Key="run1/t_manifest")["Body"].read())
+    urls = [e["url"] for e in manifest["entries"]]
+    assert urls == [f"s3://staging/run1/t_0000_part_{i:02d}.parquet" for i in range(len(urls))]
+    assert len(urls) >= 2
+    assert sum(e["meta"]["record_count"] for e in manifest["entries"]) == UNLOAD_ROWS
+    assert manifest["meta"]["record_count"] == UNLOAD_ROWS
+    assert manifest["author"]["name"] == "Amazon Redshift"
+    assert manifest["schema"]["elements"] == [
+        {"name": "id", "type": {"base": "integer"}},
+        {"name": "payload", "type": {"base": "text"}},
+        {"name": "note", "type": {"base": "character varying", "max_length": 40}},
+    ]
+    rows = []
+    for entry in manifest["entries"]:
+        body = s3.get_object(Bucket="staging", Key=entry["url"].removeprefix("s3://staging/"))["Body"].read()
+        assert len(body) == entry["meta"]["content_length"] <= 5 * 1024 * 1024
+        table = pq.read_table(pa_buffer(body))
+        assert table.num_rows == entry["meta"]["record_count"]
+        rows += table.to_pylist()
+    assert [r["id"] for r in rows] == list(range(1, UNLOAD_ROWS + 1))
+    assert rows[6] == {"id": 7, "payload": _md5(7) * 128, "note": None}
+    assert rows[0]["note"] == "it's 1"
+
+    # the same prefix again: refused without ALLOWOVERWRITE, as Redshift does
+    hook = _redshift_hook()
+    with pytest.raises(Exception, match="unload destination on S3 is not empty"):
+        hook.run(_unload_sql("run1/t_", "IAM_ROLE 'arn:aws:iam::1:role/r'", "FORMAT PARQUET MANIFEST"))
+
+
+def test_unload_without_iam_role_is_refused_and_the_session_goes_on(airflow_env, unload_source):
+    conn = _redshift_hook().get_conn()
+    try:
+        cursor = conn.cursor()
+        with pytest.raises(Exception, match="IAM_ROLE") as raised:
+            cursor.execute(_unload_sql("run2/t_", "FORMAT PARQUET MANIFEST VERBOSE"))
+        assert "42601" in str(raised.value)
+        conn.rollback()
+        cursor.execute("select 41 + 1")
+        assert cursor.fetchone()[0] == 42
+    finally:
+        conn.close()
+    listed = unload_source.s3.client().list_objects_v2(Bucket="staging", Prefix="run2/")
+    assert listed.get("KeyCount", 0) == 0
+
+
+def pa_buffer(body: bytes):
+    import pyarrow as pa
+
+    return pa.BufferReader(body)
+
+
+def _md5(n: int) -> str:
+    import hashlib
+
+    return hashlib.md5(str(n).encode()).hexdigest()
+
+
 def test_driver_startup_keys_are_all_handled(stack):
     """Capture what the installed redshift_connector really sends; the shim keeps only PostgreSQL keys."""
     import redshift_connector

@@ -240,6 +240,35 @@ def test_unload_without_iam_role_is_refused_and_the_session_goes_on(airflow_env,
     assert listed.get("KeyCount", 0) == 0
 
 
+def test_unload_over_the_simple_query_protocol_parallel_off_cleanpath(unload_source):
+    """psycopg2 sends a simple Query (psql does too): PARALLEL OFF names, no manifest, CLEANPATH."""
+    import psycopg2
+
+    stack = unload_source
+    stack.s3.client().put_object(Bucket="staging", Key="run3/t_stale", Body=b"old")
+    sql = (
+        "unload ('select id from public.unload_src where id <= 10') to 's3://staging/run3/t_' "
+        "iam_role 'arn:aws:iam::1:role/r' format as parquet cleanpath parallel off maxfilesize as 1 gb"
+    )
+    conn = psycopg2.connect(
+        host="127.0.0.1",
+        port=stack.shim_port,
+        user=stack.postgres.user,
+        password=stack.postgres.password,
+        dbname=stack.postgres.database,
+        sslmode="disable",
+    )
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(sql)
+            assert cursor.statusmessage == "UNLOAD"
+        assert conn.notices[-1] == "INFO:  UNLOAD completed, 10 record(s) unloaded successfully.\n"
+    finally:
+        conn.close()
+    listed = stack.s3.client().list_objects_v2(Bucket="staging", Prefix="run3/")
+    assert [o["Key"] for o in listed["Contents"]] == ["run3/t_000.parquet"]
+
+
 def pa_buffer(body: bytes):
     import pyarrow as pa
 

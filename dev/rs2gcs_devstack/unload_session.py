@@ -25,6 +25,7 @@ from rs2gcs_devstack.unload import UnloadError, is_unload, parse_unload, run_unl
 log = logging.getLogger("rs2gcs.shim.unload")
 
 NOOP = "DO $rs2gcs_unload$BEGIN END$rs2gcs_unload$"
+_WATCHED = frozenset((b"Q", b"P", b"B", b"E", b"C"))
 
 
 def message(kind: bytes, body: bytes) -> bytes:
@@ -76,16 +77,25 @@ class UnloadSession:
 
     # -- client -> server ------------------------------------------------------------------------------
     def from_client(self, data: bytes) -> bytes:
-        """The bytes to forward for ``data``: complete messages, UNLOADs rewritten to the NOOP."""
+        """The bytes to forward for ``data``: complete messages, UNLOADs rewritten to the NOOP.
+
+        Only Query/Parse/Bind/Execute/Close are looked at; other messages (CopyData, ...) are passed on
+        as slices, and the buffer is trimmed once per call, so a big chunk costs one copy.
+        """
         self.client_buffer += data
-        out = bytearray()
-        while len(self.client_buffer) >= 5:
-            length = struct.unpack("!i", self.client_buffer[1:5])[0]
-            if len(self.client_buffer) < length + 1:
+        buffer, out, pos = self.client_buffer, bytearray(), 0
+        while len(buffer) - pos >= 5:
+            kind = bytes(buffer[pos : pos + 1])
+            length = struct.unpack_from("!i", buffer, pos + 1)[0]
+            if len(buffer) - pos < length + 1:
                 break
-            msg = bytes(self.client_buffer[: length + 1])
-            del self.client_buffer[: length + 1]
-            out += self._client_message(msg[:1], msg[5:], msg)
+            end = pos + length + 1
+            if kind in _WATCHED:
+                out += self._client_message(kind, bytes(buffer[pos + 5 : end]), bytes(buffer[pos:end]))
+            else:
+                out += buffer[pos:end]
+            pos = end
+        del buffer[:pos]
         return bytes(out)
 
     def _client_message(self, kind: bytes, body: bytes, raw: bytes) -> bytes:

@@ -120,3 +120,18 @@ def test_split_writes_one_empty_file_for_no_rows():
     [(body, rows)] = list(_split_parquet(iter([]), schema, 5 * MB))
     assert rows == 0
     assert pq.read_table(io.BytesIO(body)).schema == schema
+
+
+def test_session_rewrites_an_unload_parse_split_across_reads_and_passes_the_rest_on():
+    from rs2gcs_devstack.unload_session import NOOP, UnloadSession, message
+
+    session = UnloadSession(("127.0.0.1", 5432), "u", "dev", s3_factory=lambda: None)
+    parse = message(b"P", b"s1\x00" + HEAD.encode() + b"IAM_ROLE 'r' FORMAT PARQUET\x00\x00\x00")
+    copy_data = message(b"d", b"x" * 1000)
+    query = message(b"Q", b"select 1\x00")
+    stream = copy_data + parse + query
+    out = session.from_client(stream[:1003]) + session.from_client(stream[1003:])
+    assert out == copy_data + message(b"P", b"s1\x00" + NOOP.encode() + b"\x00\x00\x00") + query
+    assert session.statements == {"s1": HEAD + "IAM_ROLE 'r' FORMAT PARQUET"}
+    assert session.from_client(message(b"C", b"Ss1\x00")) == message(b"C", b"Ss1\x00")
+    assert session.statements == {}

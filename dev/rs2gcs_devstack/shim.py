@@ -29,6 +29,9 @@ import socket
 import struct
 import sys
 from collections.abc import Callable, Iterable
+from typing import Any
+
+from rs2gcs_devstack.unload_session import UnloadSession
 
 log = logging.getLogger("rs2gcs.shim")
 
@@ -140,9 +143,14 @@ class _Side(asyncio.Protocol):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
 
+    filter: Callable[[bytes], None] | None = None  # set on the upstream side while an UNLOAD is answered
+
     def data_received(self, data: bytes) -> None:
         assert self.peer is not None and self.peer.transport is not None
-        self.peer.transport.write(data)
+        if self.filter is not None:
+            self.filter(data)
+        else:
+            self.peer.transport.write(data)
 
     def pause_writing(self) -> None:
         if self.peer is not None and self.peer.transport is not None and not self.peer.closed:
@@ -164,9 +172,17 @@ class _Side(asyncio.Protocol):
 class ClientSide(_Side):
     """The client's connection: handshake first, then a plain pipe to the upstream server."""
 
-    def __init__(self, target: tuple[str, int], extra_keep: frozenset[str], on_dropped: Callable) -> None:
+    def __init__(
+        self,
+        target: tuple[str, int],
+        extra_keep: frozenset[str],
+        on_dropped: Callable,
+        s3_factory: Callable[[], Any] | None = None,
+    ) -> None:
         super().__init__()
         self.target = target
+        self.s3_factory = s3_factory
+        self.unloads: UnloadSession | None = None
         self.extra_keep = extra_keep
         self.on_dropped = on_dropped
         self.buffer = bytearray()
@@ -174,7 +190,7 @@ class ClientSide(_Side):
 
     def data_received(self, data: bytes) -> None:
         if self.peer is not None and self.peer.transport is not None:
-            self.peer.transport.write(data)
+            self.peer.transport.write(self.unloads.from_client(data) if self.unloads else data)
         elif self.pending is not None:
             self.pending.append(data)
         else:
@@ -198,6 +214,11 @@ class ClientSide(_Side):
                 self.buffer += rest
                 continue
             if code != CANCEL_REQUEST:
+                if self.s3_factory is not None:
+                    params = dict(parse_startup(packet))
+                    self.unloads = UnloadSession(
+                        self.target, params.get("user", ""), params.get("database", ""), self.s3_factory
+                    )
                 packet, dropped = rewrite_startup(packet, self.extra_keep)
                 self.on_dropped(dropped)
             self.pending = [packet, rest] if rest else [packet]
@@ -213,7 +234,12 @@ class ClientSide(_Side):
             return
         assert upstream.transport is not None and self.pending is not None
         upstream.peer, self.peer = self, upstream
-        upstream.transport.write(b"".join(self.pending))
+        if self.unloads is not None:
+            self.unloads.attach(upstream, self)
+        pending = [self.pending[0]] + [
+            self.unloads.from_client(b) if self.unloads else b for b in self.pending[1:]
+        ]
+        upstream.transport.write(b"".join(pending))
         self.pending = None
         if self.closed:  # e.g. a CancelRequest client that hung up at once: deliver, then close
             upstream.transport.close()
@@ -236,7 +262,9 @@ class Shim:
         *,
         listen_host: str = "127.0.0.1",
         extra_keep: Iterable[str] = (),
+        s3_factory: Callable[[], Any] | None = None,
     ) -> None:
+        self.s3_factory = s3_factory
         self.listen = (listen_host, listen_port)
         self.target = (target_host, target_port)
         self.extra_keep = frozenset(k.lower() for k in extra_keep)
@@ -253,7 +281,7 @@ class Shim:
         """Listen (IPv4) and return the bound port."""
         loop = asyncio.get_running_loop()
         self.server = await loop.create_server(
-            lambda: ClientSide(self.target, self.extra_keep, self._log_dropped),
+            lambda: ClientSide(self.target, self.extra_keep, self._log_dropped, self.s3_factory),
             host=self.listen[0],
             port=self.listen[1],
             family=socket.AF_INET,
@@ -276,6 +304,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--target-host", default="127.0.0.1")
     parser.add_argument("--target-port", type=int, required=True)
     parser.add_argument("--keep-param", action="append", default=[], help="extra startup key to pass on")
+    parser.add_argument(
+        "--s3-endpoint",
+        help="answer UNLOAD by writing to this S3 endpoint (credentials from AWS_ACCESS_KEY_ID/..."
+        "SECRET_ACCESS_KEY; PostgreSQL password for the UNLOAD's own connection from PGPASSWORD)",
+    )
     parser.add_argument("--log-level", default="INFO")
     return parser.parse_args(argv)
 
@@ -287,6 +320,7 @@ async def _run(args: argparse.Namespace) -> None:
         args.target_port,
         listen_host=args.listen_host,
         extra_keep=args.keep_param,
+        s3_factory=_s3_factory(args.s3_endpoint) if args.s3_endpoint else None,
     )
     port = await shim.start()
     print(f"shim listening on {args.listen_host}:{port} -> {args.target_host}:{args.target_port}", flush=True)
@@ -296,6 +330,17 @@ async def _run(args: argparse.Namespace) -> None:
         loop.add_signal_handler(sig, task.cancel)  # type: ignore[union-attr]
     with contextlib.suppress(asyncio.CancelledError):
         await shim.serve_forever()
+
+
+def _s3_factory(endpoint: str) -> Callable[[], Any]:
+    """A boto3 S3 client maker for ``endpoint`` (credentials and region from the environment)."""
+
+    def make() -> Any:
+        import boto3
+
+        return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+
+    return make
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import json
+import os
 import shlex
 import shutil
 import signal
@@ -41,9 +42,11 @@ from rs2gcs_devstack.processes import (
     terminate,
     wait_for_port,
 )
+from rs2gcs_devstack.s3 import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, LocalS3
 
 DEFAULT_REDSHIFT_CONN_ID = "rs2gcs_redshift"
 DEFAULT_GCP_CONN_ID = "rs2gcs_gcs"
+DEFAULT_S3_CONN_ID = "rs2gcs_s3"
 _HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
@@ -66,7 +69,9 @@ class LocalStack:
     """Starts PostgreSQL, the shim and fake-gcs-server on free loopback ports; stops them all.
 
     Attributes for tests: ``postgres`` (:class:`LocalPostgres`), ``gcs`` (:class:`LocalGCS`),
-    ``shim`` (:class:`Child`), ``shim_port``.
+    ``shim`` (:class:`Child`), ``shim_port``, ``s3`` (:class:`LocalS3`, started on first use: moto's
+    server costs seconds and most users of the stack never touch S3; its port is reserved up front so
+    the shim, which answers UNLOAD by writing there, and ``airflow_env()`` know the endpoint).
     """
 
     def __init__(
@@ -79,6 +84,7 @@ class LocalStack:
     ) -> None:
         self.postgres = LocalPostgres(user=user, database=database)
         self.gcs = LocalGCS(project=project)
+        self._s3 = LocalS3()
         self.shim: Child | None = None
         self.shim_port = 0
         self.handle_signals = handle_signals
@@ -92,6 +98,7 @@ class LocalStack:
         atexit.register(self.stop)
         try:
             self._run_dir = make_run_dir("rs2gcs-stack-")
+            self._s3.port = free_port()
             self.postgres.start()
             self._start_shim()
             self.gcs.start()
@@ -115,8 +122,17 @@ class LocalStack:
                 LOOPBACK,
                 "--target-port",
                 str(self.postgres.port),
+                "--s3-endpoint",
+                self._s3.url,
             ]
-            self.shim = spawn("shim", argv, self._run_dir / f"shim-{attempt}.log", cwd=self._run_dir)
+            env = {
+                **os.environ,
+                "PGPASSWORD": self.postgres.password,  # the UNLOAD's own connection to PostgreSQL
+                "AWS_ACCESS_KEY_ID": ACCESS_KEY_ID,
+                "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
+                "AWS_DEFAULT_REGION": REGION,
+            }
+            self.shim = spawn("shim", argv, self._run_dir / f"shim-{attempt}.log", env=env, cwd=self._run_dir)
             try:
                 wait_for_port(self.shim_port, self.shim, timeout=30)
                 return
@@ -133,6 +149,7 @@ class LocalStack:
                 terminate(self.shim, timeout=5)
                 self.shim = None
             self.gcs.close()
+            self._s3.close()
             self.postgres.stop()
             if self._run_dir is not None:
                 shutil.rmtree(self._run_dir, ignore_errors=True)
@@ -162,19 +179,30 @@ class LocalStack:
 
     # -- what clients need -------------------------------------------------------------------------------
     @property
+    def s3(self) -> LocalS3:
+        """The local S3 the shim's UNLOAD writes to, started on first use (on its reserved port)."""
+        return self._s3.start()
+
+    @property
     def pids(self) -> dict[str, int]:
         """Pids of the running processes: ``postgres``, ``shim``, ``fake-gcs-server``."""
         pids = {
             "postgres": self.postgres.pid,
             "shim": self.shim.pid if self.shim else None,
             "fake-gcs-server": self.gcs.pid,
+            "moto-s3": self._s3.pid,
         }
         return {name: pid for name, pid in pids.items() if pid is not None}
 
     @property
     def ports(self) -> dict[str, int]:
         """Ports: ``postgres`` (direct, the driver cannot use it), ``redshift`` (the shim), ``gcs``."""
-        return {"postgres": self.postgres.port, "redshift": self.shim_port, "gcs": self.gcs.port}
+        return {
+            "postgres": self.postgres.port,
+            "redshift": self.shim_port,
+            "gcs": self.gcs.port,
+            "s3": self._s3.port,
+        }
 
     def redshift_connection(self, conn_id: str = DEFAULT_REDSHIFT_CONN_ID) -> dict[str, Any]:
         """Airflow ``redshift`` connection through the shim.
@@ -202,12 +230,19 @@ class LocalStack:
         }
 
     def airflow_env(
-        self, redshift_conn_id: str = DEFAULT_REDSHIFT_CONN_ID, gcp_conn_id: str = DEFAULT_GCP_CONN_ID
+        self,
+        redshift_conn_id: str = DEFAULT_REDSHIFT_CONN_ID,
+        gcp_conn_id: str = DEFAULT_GCP_CONN_ID,
+        s3_conn_id: str = DEFAULT_S3_CONN_ID,
     ) -> dict[str, str]:
-        """Environment for Airflow processes: both connections and ``STORAGE_EMULATOR_HOST``."""
+        """Environment for Airflow processes: the three connections and ``STORAGE_EMULATOR_HOST``.
+
+        The ``aws`` connection points at :attr:`s3`'s reserved port; touch :attr:`s3` to start it.
+        """
         return {
             env_var_name(redshift_conn_id): connection_json(self.redshift_connection(redshift_conn_id)),
             env_var_name(gcp_conn_id): connection_json(self.gcp_connection(gcp_conn_id)),
+            env_var_name(s3_conn_id): self._s3.aws_connection_json(),
             "STORAGE_EMULATOR_HOST": self.gcs.url,
         }
 

@@ -145,6 +145,142 @@ def test_catalog_query(airflow_env):
     assert ("sales", "orders") in {tuple(row) for row in rows}
 
 
+UNLOAD_ROWS = 3000
+
+
+def _unload_sql(prefix: str, *options: str) -> str:
+    return (
+        "UNLOAD ('select id, payload, note from public.unload_src order by id') "
+        f"TO 's3://staging/{prefix}' " + " ".join(options)
+    )
+
+
+@pytest.fixture(scope="module")
+def unload_source(stack):
+    """~12 MB of rows (4 KB each in memory) in a table, and the staging bucket in the local S3."""
+    stack.postgres.psql(
+        "drop table if exists public.unload_src;"
+        "create table public.unload_src as select g as id, repeat(md5(g::text), 128) as payload, "
+        f"(case when g % 7 = 0 then null else 'it''s ' || g end)::varchar(40) as note "
+        f"from generate_series(1, {UNLOAD_ROWS}) g;"
+        f"grant select on public.unload_src to {stack.postgres.user};"
+    )
+    stack.s3.create_bucket("staging")
+    return stack
+
+
+def test_unload_writes_parquet_parts_and_verbose_manifest(airflow_env, unload_source):
+    import pyarrow.parquet as pq
+
+    conn = _redshift_hook().get_conn()
+    try:
+        cursor = conn.cursor()
+        cursor.execute(
+            _unload_sql(
+                "run1/t_",
+                "IAM_ROLE 'arn:aws:iam::123456789012:role/unload'",
+                "FORMAT PARQUET MANIFEST VERBOSE MAXFILESIZE 5 MB",
+            )
+        )
+        assert cursor.description is None
+        assert conn.notices[-1][b"S"] == b"INFO"
+        assert (
+            conn.notices[-1][b"M"]
+            == f"UNLOAD completed, {UNLOAD_ROWS} record(s) unloaded successfully.".encode()
+        )
+        cursor.execute("select count(*) from public.unload_src")  # the session still works
+        assert cursor.fetchone()[0] == UNLOAD_ROWS
+        conn.commit()
+    finally:
+        conn.close()
+
+    s3 = unload_source.s3.client()
+    manifest = json.loads(s3.get_object(Bucket="staging", Key="run1/t_manifest")["Body"].read())
+    urls = [e["url"] for e in manifest["entries"]]
+    assert urls == [f"s3://staging/run1/t_0000_part_{i:02d}.parquet" for i in range(len(urls))]
+    assert len(urls) >= 2
+    assert sum(e["meta"]["record_count"] for e in manifest["entries"]) == UNLOAD_ROWS
+    assert manifest["meta"]["record_count"] == UNLOAD_ROWS
+    assert manifest["author"]["name"] == "Amazon Redshift"
+    assert manifest["schema"]["elements"] == [
+        {"name": "id", "type": {"base": "integer"}},
+        {"name": "payload", "type": {"base": "text"}},
+        {"name": "note", "type": {"base": "character varying", "max_length": 40}},
+    ]
+    rows = []
+    for entry in manifest["entries"]:
+        body = s3.get_object(Bucket="staging", Key=entry["url"].removeprefix("s3://staging/"))["Body"].read()
+        assert len(body) == entry["meta"]["content_length"] <= 5 * 1024 * 1024
+        table = pq.read_table(pa_buffer(body))
+        assert table.num_rows == entry["meta"]["record_count"]
+        rows += table.to_pylist()
+    assert [r["id"] for r in rows] == list(range(1, UNLOAD_ROWS + 1))
+    assert rows[6] == {"id": 7, "payload": _md5(7) * 128, "note": None}
+    assert rows[0]["note"] == "it's 1"
+
+    # the same prefix again: refused without ALLOWOVERWRITE, as Redshift does
+    hook = _redshift_hook()
+    with pytest.raises(Exception, match="unload destination on S3 is not empty"):
+        hook.run(_unload_sql("run1/t_", "IAM_ROLE 'arn:aws:iam::1:role/r'", "FORMAT PARQUET MANIFEST"))
+
+
+def test_unload_without_iam_role_is_refused_and_the_session_goes_on(airflow_env, unload_source):
+    conn = _redshift_hook().get_conn()
+    try:
+        cursor = conn.cursor()
+        with pytest.raises(Exception, match="IAM_ROLE") as raised:
+            cursor.execute(_unload_sql("run2/t_", "FORMAT PARQUET MANIFEST VERBOSE"))
+        assert "42601" in str(raised.value)
+        conn.rollback()
+        cursor.execute("select 41 + 1")
+        assert cursor.fetchone()[0] == 42
+    finally:
+        conn.close()
+    listed = unload_source.s3.client().list_objects_v2(Bucket="staging", Prefix="run2/")
+    assert listed.get("KeyCount", 0) == 0
+
+
+def test_unload_over_the_simple_query_protocol_parallel_off_cleanpath(unload_source):
+    """psycopg2 sends a simple Query (psql does too): PARALLEL OFF names, no manifest, CLEANPATH."""
+    import psycopg2
+
+    stack = unload_source
+    stack.s3.client().put_object(Bucket="staging", Key="run3/t_stale", Body=b"old")
+    sql = (
+        "unload ('select id from public.unload_src where id <= 10') to 's3://staging/run3/t_' "
+        "iam_role 'arn:aws:iam::1:role/r' format as parquet cleanpath parallel off maxfilesize as 1 gb"
+    )
+    conn = psycopg2.connect(
+        host="127.0.0.1",
+        port=stack.shim_port,
+        user=stack.postgres.user,
+        password=stack.postgres.password,
+        dbname=stack.postgres.database,
+        sslmode="disable",
+    )
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(sql)
+            assert cursor.statusmessage == "UNLOAD"
+        assert conn.notices[-1] == "INFO:  UNLOAD completed, 10 record(s) unloaded successfully.\n"
+    finally:
+        conn.close()
+    listed = stack.s3.client().list_objects_v2(Bucket="staging", Prefix="run3/")
+    assert [o["Key"] for o in listed["Contents"]] == ["run3/t_000.parquet"]
+
+
+def pa_buffer(body: bytes):
+    import pyarrow as pa
+
+    return pa.BufferReader(body)
+
+
+def _md5(n: int) -> str:
+    import hashlib
+
+    return hashlib.md5(str(n).encode()).hexdigest()
+
+
 def test_driver_startup_keys_are_all_handled(stack):
     """Capture what the installed redshift_connector really sends; the shim keeps only PostgreSQL keys."""
     import redshift_connector
@@ -259,8 +395,9 @@ def test_local_s3_serves_the_amazon_providers_s3_hook_and_stop_frees_its_port(mo
 def test_stop_leaves_no_process_and_closes_ports():
     local = LocalStack().start()
     pids = [pid for pid in local.pids.values() for pid in _descendants(pid)]
-    ports = list(local.ports.values())
+    ports = [port for name, port in local.ports.items() if name != "s3"]  # S3 starts on first use
     assert len(local.pids) == 3 and all(port_open(port) for port in ports)
+    assert not port_open(local.ports["s3"])
     local.stop()
     assert _wait_dead(pids, timeout=5) == []
     assert not any(port_open(port) for port in ports)

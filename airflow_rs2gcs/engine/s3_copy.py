@@ -1,0 +1,260 @@
+"""Copy S3 objects to GCS: streamed, several at a time, checked, with memory bounded by the chunk size.
+
+Each object is read from S3 in ranged GETs of ``chunk_size`` bytes (through the amazon provider's
+``S3Hook``'s boto3 client) and written into a GCS resumable upload (``Blob.open("wb")`` on the
+``GCSHook``'s client) of the same chunk size, so one copy holds about two chunks in memory whatever
+the object's size; ``max_in_flight`` copies run at once. While streaming, an MD5 is computed; after
+the upload the written object must have S3's ``ContentLength``, that MD5 as GCS's ``md5Hash`` and,
+when S3's ETag is a plain MD5 (a single-part upload: no ``-``), S3's MD5 too.
+
+On any failure the GCS object does not remain: an upload that fails before its last chunk is cancelled
+(its session deleted, never finalized), and a finished object that fails a check is deleted. The error
+names the S3 object and the GCS target. Transient S3 errors are retried per chunk, a bounded number of
+times; the storage client retries GCS calls itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any
+
+from google.cloud.storage.retry import DEFAULT_RETRY
+
+log = logging.getLogger(__name__)
+
+MIB = 1 << 20
+DEFAULT_CHUNK_SIZE = 8 * MIB
+GCS_CHUNK_MULTIPLE = 256 * 1024  # a resumable upload's chunks must be multiples of 256 KiB
+DEFAULT_MAX_IN_FLIGHT = 4
+S3_CHUNK_ATTEMPTS = 3
+_RETRYABLE_S3_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+# As in engine/uploader.py (not imported: it brings pyarrow, ~40 MB of RSS this copy does not need):
+# a short budget for the storage client's own retries, so a dead GCS fails a copy in about a minute.
+CLIENT_RETRY = DEFAULT_RETRY.with_timeout(20.0)
+CLIENT_TIMEOUT = 30.0
+BACKOFF_SECONDS = 0.5
+BACKOFF_MAX_SECONDS = 5.0
+
+
+class S3CopyError(RuntimeError):
+    """One object could not be copied; the message names it, and no GCS object was left for it."""
+
+
+class CopyIntegrityError(S3CopyError):
+    """The written GCS object's size or checksum differs from the S3 object's (it was deleted)."""
+
+
+@dataclass(frozen=True)
+class ObjectCopy:
+    """One object to copy: ``s3://source_bucket/source_key`` to ``gs://target_bucket/target_name``."""
+
+    source_bucket: str
+    source_key: str
+    target_bucket: str
+    target_name: str
+
+    @property
+    def description(self) -> str:
+        """Both ends, for log lines and errors."""
+        return f"s3://{self.source_bucket}/{self.source_key} -> gs://{self.target_bucket}/{self.target_name}"
+
+
+@dataclass(frozen=True)
+class CopiedObject:
+    """A copied, checked object: its GCS name, size and MD5 (base64, as GCS reports ``md5Hash``)."""
+
+    target_bucket: str
+    target_name: str
+    bytes: int
+    md5: str
+
+
+def is_transient_s3_error(error: BaseException) -> bool:
+    """True for S3 errors worth retrying: connection trouble, timeouts, a cut stream, HTTP 408/429/5xx."""
+    from botocore import exceptions as boto_exceptions
+
+    if isinstance(
+        error,
+        (
+            ConnectionError,
+            TimeoutError,
+            boto_exceptions.ConnectionError,
+            boto_exceptions.ReadTimeoutError,
+            boto_exceptions.IncompleteReadError,
+            boto_exceptions.ResponseStreamingError,
+        ),
+    ):
+        return True
+    if isinstance(error, boto_exceptions.ClientError):
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return status in _RETRYABLE_S3_STATUS
+    return False
+
+
+def plain_md5_of_etag(etag: str) -> str | None:
+    """S3's ETag as a base64 MD5 when it is one (single-part upload); ``None`` for multipart ETags."""
+    value = etag.strip('"')
+    if "-" in value or len(value) != 32:
+        return None
+    try:
+        return base64.b64encode(bytes.fromhex(value)).decode("ascii")
+    except ValueError:
+        return None
+
+
+def chunk_ranges(size: int, chunk_size: int) -> Iterator[tuple[int, int]]:
+    """Inclusive ``(first, last)`` byte ranges covering ``size`` bytes, ``chunk_size`` each."""
+    for first in range(0, size, chunk_size):
+        yield first, min(first + chunk_size, size) - 1
+
+
+def read_range(
+    s3_client: Any,
+    copy: ObjectCopy,
+    first: int,
+    last: int,
+    attempts: int = S3_CHUNK_ATTEMPTS,
+    sleep: Callable[[float], None] | None = None,
+) -> bytes:
+    """Bytes ``first..last`` of the S3 object, retried on transient errors; a short read is an error."""
+    for attempt in range(1, attempts + 1):
+        try:
+            response = s3_client.get_object(
+                Bucket=copy.source_bucket, Key=copy.source_key, Range=f"bytes={first}-{last}"
+            )
+            data: bytes = response["Body"].read()
+            if len(data) != last - first + 1:
+                raise ConnectionError(f"S3 sent {len(data)} bytes for range {first}-{last}")
+            return data
+        except Exception as exc:
+            if attempt == attempts or not is_transient_s3_error(exc):
+                raise
+            delay = min(BACKOFF_MAX_SECONDS, BACKOFF_SECONDS * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
+            log.warning(
+                "read of %s bytes %d-%d failed (try %d of %d: %s); retrying in %.1fs",
+                *(copy.description, first, last, attempt, attempts, exc, delay),
+            )
+            (sleep or time.sleep)(delay)
+    raise AssertionError("unreachable")
+
+
+def _check_written(blob: Any, copy: ObjectCopy, size: int, md5: str, s3_md5: str | None) -> None:
+    blob.reload(timeout=CLIENT_TIMEOUT, retry=CLIENT_RETRY)
+    problems = []
+    if blob.size != size:
+        problems.append(f"GCS has {blob.size} bytes, S3 has {size}")
+    if blob.md5_hash is not None and blob.md5_hash != md5:
+        problems.append(f"GCS md5Hash {blob.md5_hash} differs from the streamed bytes' {md5}")
+    if s3_md5 is not None and s3_md5 != md5:
+        problems.append(f"S3's ETag MD5 {s3_md5} differs from the streamed bytes' {md5}")
+    if problems:
+        raise CopyIntegrityError(f"copy of {copy.description} failed its checks: {'; '.join(problems)}")
+
+
+def copy_object(
+    s3_client: Any,
+    gcs_client: Any,
+    copy: ObjectCopy,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    content_type: str = "application/octet-stream",
+    attempts: int = S3_CHUNK_ATTEMPTS,
+) -> CopiedObject:
+    """Stream one S3 object into a GCS resumable upload and check it (see the module docstring).
+
+    :raises S3CopyError: naming the object, after cancelling the upload or deleting the written object.
+    """
+    try:
+        head = s3_client.head_object(Bucket=copy.source_bucket, Key=copy.source_key)
+    except Exception as exc:
+        raise S3CopyError(f"copy of {copy.description} failed: cannot read the S3 object: {exc}") from exc
+    size = int(head["ContentLength"])
+    s3_md5 = plain_md5_of_etag(str(head.get("ETag", "")))
+    blob = gcs_client.bucket(copy.target_bucket).blob(copy.target_name)
+    digest = hashlib.md5(usedforsecurity=False)
+    try:
+        # On an exception inside the block the writer deletes its upload session: nothing is finalized.
+        with blob.open("wb", chunk_size=chunk_size, content_type=content_type, retry=CLIENT_RETRY) as sink:
+            for first, last in chunk_ranges(size, chunk_size):
+                data = read_range(s3_client, copy, first, last, attempts)
+                digest.update(data)
+                sink.write(data)
+                del data  # hold one chunk in our hands at most, beside the writer's buffer
+    except Exception as exc:
+        raise S3CopyError(f"copy of {copy.description} failed: {exc}") from exc
+    md5 = base64.b64encode(digest.digest()).decode("ascii")
+    try:
+        _check_written(blob, copy, size, md5, s3_md5)
+    except Exception as exc:
+        _delete_quietly(blob, copy)
+        if isinstance(exc, S3CopyError):
+            raise
+        raise S3CopyError(f"copy of {copy.description} failed: cannot check the GCS object: {exc}") from exc
+    return CopiedObject(copy.target_bucket, copy.target_name, size, md5)
+
+
+def _delete_quietly(blob: Any, copy: ObjectCopy) -> None:
+    try:
+        blob.delete(timeout=CLIENT_TIMEOUT, retry=CLIENT_RETRY)
+    except Exception as exc:  # the original error matters more; say what is left behind
+        log.error(
+            "could not delete gs://%s/%s after a failed copy: %s", copy.target_bucket, copy.target_name, exc
+        )
+
+
+def validate_chunk_size(chunk_size: int) -> None:
+    """A chunk must be a positive multiple of 256 KiB (GCS's rule for resumable upload chunks)."""
+    if chunk_size <= 0 or chunk_size % GCS_CHUNK_MULTIPLE:
+        raise ValueError(f"chunk_size must be a positive multiple of 256 KiB (262144), got {chunk_size}")
+
+
+def copy_objects(
+    s3_hook: Any,
+    gcs_hook: Any,
+    copies: Sequence[ObjectCopy],
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+    content_type: str = "application/octet-stream",
+    attempts: int = S3_CHUNK_ATTEMPTS,
+) -> list[CopiedObject]:
+    """Copy ``copies`` from S3 to GCS, ``max_in_flight`` at a time; results in the order given.
+
+    Memory stays near ``2 * chunk_size * max_in_flight`` whatever the objects' sizes. The first failure
+    stops the copies not yet started, waits for the running ones, and is raised; objects already
+    copied stay (each is complete and checked).
+
+    :param s3_hook: an amazon provider ``S3Hook`` (its boto3 client is shared by the threads).
+    :param gcs_hook: a google provider ``GCSHook`` (its storage client is shared by the threads).
+    :param copies: the objects to copy.
+    :param chunk_size: bytes per ranged GET and per upload chunk; a multiple of 256 KiB.
+    :param max_in_flight: objects copied at once.
+    :param content_type: MIME type set on every GCS object.
+    :param attempts: tries of each ranged GET on transient S3 errors.
+    :raises S3CopyError: naming the first object that failed.
+    """
+    validate_chunk_size(chunk_size)
+    if max_in_flight < 1:
+        raise ValueError(f"max_in_flight must be positive, got {max_in_flight}")
+    if not copies:
+        return []
+    s3_client = s3_hook.get_conn()
+    gcs_client = gcs_hook.get_conn()
+    with ThreadPoolExecutor(max_workers=max_in_flight, thread_name_prefix="rs2gcs-s3copy") as pool:
+        futures: list[Future[CopiedObject]] = [
+            pool.submit(copy_object, s3_client, gcs_client, copy, chunk_size, content_type, attempts)
+            for copy in copies
+        ]
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        failed = next((f for f in futures if f in done and f.exception() is not None), None)
+        if failed is not None:
+            for future in futures:
+                future.cancel()
+            wait(futures)
+            failed.result()
+    return [future.result() for future in futures]

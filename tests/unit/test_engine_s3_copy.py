@@ -1,0 +1,236 @@
+"""The S3 -> GCS copy engine against a fake S3 client and a fake GCS client: chunking, bounded
+in-flight copies, checksum checks and cleanup (the real S3/GCS run is tests/integration/test_s3_copy.py)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import threading
+import time
+from typing import Any
+
+import pytest
+from botocore.exceptions import EndpointConnectionError
+
+from airflow_rs2gcs.engine import s3_copy
+from airflow_rs2gcs.engine.s3_copy import (
+    CopyIntegrityError,
+    ObjectCopy,
+    S3CopyError,
+    chunk_ranges,
+    copy_objects,
+    plain_md5_of_etag,
+)
+
+CHUNK = 256 * 1024
+
+
+def md5_b64(data: bytes) -> str:
+    return base64.b64encode(hashlib.md5(data).digest()).decode()
+
+
+class FakeBody:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def read(self) -> bytes:
+        return self.data
+
+
+class FakeS3:
+    """Objects in a dict; records ranges; can fail chosen reads and slow reads down."""
+
+    def __init__(self, objects: dict[str, bytes], etags: dict[str, str] | None = None) -> None:
+        self.objects = objects
+        self.etags = etags or {}
+        self.ranges: list[tuple[str, str]] = []
+        self.fail_reads: list[BaseException] = []
+        self.delay = 0.0
+        self.lock = threading.Lock()
+
+    def get_conn(self) -> FakeS3:
+        return self
+
+    def head_object(self, Bucket: str, Key: str) -> dict[str, Any]:
+        data = self.objects[Key]
+        etag = self.etags.get(Key, hashlib.md5(data).hexdigest())
+        return {"ContentLength": len(data), "ETag": f'"{etag}"'}
+
+    def get_object(self, Bucket: str, Key: str, Range: str) -> dict[str, Any]:
+        with self.lock:
+            self.ranges.append((Key, Range))
+            if self.fail_reads:
+                raise self.fail_reads.pop(0)
+        time.sleep(self.delay)
+        first, last = (int(n) for n in Range.removeprefix("bytes=").split("-"))
+        return {"Body": FakeBody(self.objects[Key][first : last + 1])}
+
+
+class FakeWriter:
+    def __init__(self, blob: FakeBlob) -> None:
+        self.blob = blob
+        self.parts: list[bytes] = []
+
+    def __enter__(self) -> FakeWriter:
+        self.blob.gcs.enter()
+        return self
+
+    def write(self, data: bytes) -> int:
+        self.parts.append(bytes(data))
+        return len(data)
+
+    def __exit__(self, exc_type: Any, *rest: Any) -> None:
+        self.blob.gcs.leave()
+        if exc_type is None:  # like BlobWriter: finalize on success, cancel the session on an error
+            data = b"".join(self.parts)
+            self.blob.gcs.stored[self.blob.name] = self.blob.gcs.corrupt(data)
+
+
+class FakeBlob:
+    def __init__(self, gcs: FakeGCS, name: str) -> None:
+        self.gcs, self.name = gcs, name
+        self.size: int | None = None
+        self.md5_hash: str | None = None
+
+    def open(self, mode: str, **kwargs: Any) -> FakeWriter:
+        assert mode == "wb"
+        self.gcs.chunk_sizes.append(kwargs["chunk_size"])
+        return FakeWriter(self)
+
+    def reload(self, **kwargs: Any) -> None:
+        data = self.gcs.stored[self.name]
+        self.size, self.md5_hash = len(data), md5_b64(data)
+
+    def delete(self, **kwargs: Any) -> None:
+        del self.gcs.stored[self.name]
+
+
+class FakeGCS:
+    """A bucket in a dict; counts the uploads open at once; can corrupt what it stores."""
+
+    def __init__(self) -> None:
+        self.stored: dict[str, bytes] = {}
+        self.chunk_sizes: list[int] = []
+        self.open_now = 0
+        self.open_max = 0
+        self.lock = threading.Lock()
+        self.corrupt = lambda data: data
+
+    def get_conn(self) -> FakeGCS:
+        return self
+
+    def bucket(self, name: str) -> FakeGCS:
+        return self
+
+    def blob(self, name: str) -> FakeBlob:
+        return FakeBlob(self, name)
+
+    def enter(self) -> None:
+        with self.lock:
+            self.open_now += 1
+            self.open_max = max(self.open_max, self.open_now)
+
+    def leave(self) -> None:
+        with self.lock:
+            self.open_now -= 1
+
+
+def copies_of(*keys: str) -> list[ObjectCopy]:
+    return [ObjectCopy("src", key, "dst", f"out/{key}") for key in keys]
+
+
+def test_chunk_ranges_cover_every_byte_once():
+    assert list(chunk_ranges(10, 4)) == [(0, 3), (4, 7), (8, 9)]
+    assert list(chunk_ranges(8, 4)) == [(0, 3), (4, 7)]
+    assert list(chunk_ranges(0, 4)) == []
+
+
+def test_plain_md5_of_etag_refuses_multipart_etags():
+    data = b"abc"
+    assert plain_md5_of_etag(f'"{hashlib.md5(data).hexdigest()}"') == md5_b64(data)
+    assert plain_md5_of_etag('"9b2cf535f27731c974343645a3985328-3"') is None
+    assert plain_md5_of_etag("") is None
+
+
+def test_objects_are_copied_in_ranged_chunks_byte_identical():
+    objects = {"big": bytes(range(256)) * 4096 + b"tail", "small": b"x" * 10, "empty": b""}
+    s3, gcs = FakeS3(objects), FakeGCS()
+    copied = copy_objects(s3, gcs, copies_of("big", "small", "empty"), chunk_size=CHUNK)
+    assert [c.target_name for c in copied] == ["out/big", "out/small", "out/empty"]
+    assert {name: gcs.stored[f"out/{name}"] for name in objects} == objects
+    assert [(c.bytes, c.md5) for c in copied] == [(len(objects[k]), md5_b64(objects[k])) for k in objects]
+    big_ranges = [r for key, r in s3.ranges if key == "big"]
+    assert big_ranges == [f"bytes={f}-{t}" for f, t in chunk_ranges(len(objects["big"]), CHUNK)]
+    assert len(big_ranges) == 5  # 1 MiB + 4 bytes in 256 KiB chunks
+    assert set(gcs.chunk_sizes) == {CHUNK}
+    assert not [r for key, r in s3.ranges if key == "empty"]
+
+
+def test_no_more_than_max_in_flight_objects_are_copied_at_once():
+    s3, gcs = FakeS3({f"k{i}": b"y" * 100 for i in range(8)}), FakeGCS()
+    s3.delay = 0.05
+    copy_objects(s3, gcs, copies_of(*(f"k{i}" for i in range(8))), chunk_size=CHUNK, max_in_flight=3)
+    assert gcs.open_max == 3
+    assert len(gcs.stored) == 8
+
+
+def test_a_gcs_checksum_mismatch_fails_naming_the_object_and_deletes_it():
+    s3, gcs = FakeS3({"a": b"hello"}), FakeGCS()
+    gcs.corrupt = lambda data: data[:-1] + b"X"
+    with pytest.raises(CopyIntegrityError, match=r"s3://src/a -> gs://dst/out/a.*md5Hash"):
+        copy_objects(s3, gcs, copies_of("a"), chunk_size=CHUNK)
+    assert gcs.stored == {}
+
+
+def test_an_s3_etag_that_differs_from_the_streamed_bytes_fails_the_copy():
+    s3, gcs = FakeS3({"a": b"hello"}, etags={"a": hashlib.md5(b"other").hexdigest()}), FakeGCS()
+    with pytest.raises(CopyIntegrityError, match=r"s3://src/a.*S3's ETag MD5"):
+        copy_objects(s3, gcs, copies_of("a"), chunk_size=CHUNK)
+    assert gcs.stored == {}
+
+
+def test_a_multipart_etag_is_not_compared():
+    s3, gcs = FakeS3({"a": b"hello"}, etags={"a": "0123456789abcdef0123456789abcdef-2"}), FakeGCS()
+    assert copy_objects(s3, gcs, copies_of("a"), chunk_size=CHUNK)[0].md5 == md5_b64(b"hello")
+
+
+def test_a_transient_s3_error_is_retried_per_chunk(monkeypatch):
+    monkeypatch.setattr(s3_copy.time, "sleep", lambda _: None)
+    s3, gcs = FakeS3({"a": b"z" * (CHUNK + 1)}), FakeGCS()
+    s3.fail_reads = [EndpointConnectionError(endpoint_url="http://s3")]
+    copy_objects(s3, gcs, copies_of("a"), chunk_size=CHUNK)
+    assert gcs.stored["out/a"] == b"z" * (CHUNK + 1)
+    assert len(s3.ranges) == 3  # the first chunk twice, then the second
+
+
+def test_s3_failing_mid_copy_leaves_no_gcs_object_and_names_it(monkeypatch):
+    monkeypatch.setattr(s3_copy.time, "sleep", lambda _: None)
+    s3, gcs = FakeS3({"a": b"z" * (3 * CHUNK)}), FakeGCS()
+    s3.fail_reads = [EndpointConnectionError(endpoint_url="http://s3")] * 3
+    with pytest.raises(S3CopyError, match=r"copy of s3://src/a -> gs://dst/out/a failed"):
+        copy_objects(s3, gcs, copies_of("a"), chunk_size=CHUNK, attempts=3)
+    assert gcs.stored == {}
+    assert len(s3.ranges) == 3  # bounded: three tries of the first chunk
+
+
+def test_a_non_transient_error_is_not_retried():
+    s3, gcs = FakeS3({"a": b"z"}), FakeGCS()
+    s3.fail_reads = [PermissionError("denied")]
+    with pytest.raises(S3CopyError, match="denied"):
+        copy_objects(s3, gcs, copies_of("a"), chunk_size=CHUNK)
+    assert len(s3.ranges) == 1
+
+
+def test_a_failure_stops_copies_not_yet_started():
+    s3, gcs = FakeS3({f"k{i}": b"y" for i in range(6)}), FakeGCS()
+    s3.fail_reads = [PermissionError("denied")]
+    s3.delay = 0.02
+    with pytest.raises(S3CopyError, match="s3://src/k0"):
+        copy_objects(s3, gcs, copies_of(*(f"k{i}" for i in range(6))), chunk_size=CHUNK, max_in_flight=1)
+    assert gcs.stored == {}
+
+
+@pytest.mark.parametrize("chunk_size", [0, 1000, CHUNK + 1])
+def test_a_chunk_size_gcs_refuses_is_a_clear_error(chunk_size):
+    with pytest.raises(ValueError, match="multiple of 256 KiB"):
+        copy_objects(FakeS3({}), FakeGCS(), copies_of("a"), chunk_size=chunk_size)

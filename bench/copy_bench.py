@@ -7,8 +7,9 @@ It starts a local S3 (moto's server, ``LocalS3``) and fake-gcs-server (``LocalGC
 ``--objects`` Parquet objects of ``--object-mb`` MB each (one binary column of random bytes,
 uncompressed: incompressible, like compressed Parquet) into S3 once, then copies them all to GCS with:
 
-* ours: ``airflow_rs2gcs.engine.s3_copy.copy_objects`` (ranged GETs into resumable uploads, 4 objects in
-  flight, 8 MiB chunks, size and MD5 checked) through the real S3Hook and GCSHook;
+* ours: ``airflow_rs2gcs.engine.s3_copy.copy_objects`` (64 MiB ranged GETs read 4 MiB at a time into
+  resumable uploads of 4 MiB chunks, 4 objects in flight, size and MD5 checked) through the real
+  S3Hook and GCSHook;
 * ``S3ToGCSOperator`` (deferrable off, ``replace=True``) run through its ``execute``: it downloads each
   object to a temp file with the S3 key's ``download_fileobj`` and uploads it with ``GCSHook.upload``.
 
@@ -37,6 +38,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
+import psutil  # noqa: E402
 from sync_bench import TreeSampler  # noqa: E402  (the same RSS sampler as the sync benchmark)
 
 SOURCE = "bench-s3-source"
@@ -44,7 +46,7 @@ TARGET = "bench-gcs-target"
 PREFIX = "parquet/"
 S3_CONN_ID = "rs2gcs_bench_s3"
 GCS_CONN_ID = "rs2gcs_gcs"
-CHUNK_SIZE = 8 << 20
+CHUNK_SIZE = 4 << 20
 MAX_IN_FLIGHT = 4
 TARGET_SPEEDUP = 3.0
 TARGET_PEAK_RSS_MB = 250.0
@@ -132,14 +134,21 @@ class Measurement:
     seconds: float
     peak_mb: float
     baseline_mb: float
+    server_cpu: dict[str, float]  # CPU seconds each local server spent during the run
 
     @property
     def mb_per_second(self) -> float:
         return self.bytes / 2**20 / self.seconds
 
 
-def measure(name: str, label: str, env: dict[str, str]) -> Measurement:
-    """Run one contender in a child process and measure it."""
+def _cpu_seconds(pid: int) -> float:
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
+
+
+def measure(name: str, label: str, env: dict[str, str], servers: dict[str, int]) -> Measurement:
+    """Run one contender in a child process and measure it (and the CPU the servers spend on it)."""
+    cpu_before = {server: _cpu_seconds(pid) for server, pid in servers.items()}
     argv = [sys.executable, str(Path(__file__).resolve()), "--child", name]
     with tempfile.TemporaryFile("w+") as output:
         child = subprocess.Popen(argv, env=env, stdout=output, stderr=subprocess.STDOUT, cwd=REPO)
@@ -151,8 +160,9 @@ def measure(name: str, label: str, env: dict[str, str]) -> Measurement:
         raise RuntimeError(f"{label} failed (exit {code}):\n{text[-4000:]}")
     result = json.loads(text.strip().splitlines()[-1])
     peak = max(sampler.peak_mb, result["own_peak_mb"])
+    cpu = {server: _cpu_seconds(pid) - cpu_before[server] for server, pid in servers.items()}
     return Measurement(
-        label, result["bytes"], result["objects"], result["seconds"], peak, result["baseline_mb"]
+        label, result["bytes"], result["objects"], result["seconds"], peak, result["baseline_mb"], cpu
     )
 
 
@@ -167,15 +177,29 @@ def parquet_object(megabytes: int) -> bytes:
     return sink.getvalue()
 
 
-def write_objects(s3: Any, count: int, megabytes: int) -> int:
-    """Write the source objects (S3 multipart uploads, as any large writer makes); their total size."""
-    client = s3.client()
+def _write_objects(count: int, megabytes: int) -> None:
+    """Child: write the source objects (multipart uploads, as any large writer makes); print the total."""
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    client = S3Hook(aws_conn_id=S3_CONN_ID).get_conn()
     total = 0
-    started = time.perf_counter()
     for index in range(count):
         data = parquet_object(megabytes)
         client.upload_fileobj(io.BytesIO(data), SOURCE, f"{PREFIX}part-{index:04d}.parquet")
         total += len(data)
+    print("\n" + json.dumps({"bytes": total}), flush=True)
+
+
+def write_objects(env: dict[str, str], count: int, megabytes: int) -> int:
+    """Write the source objects in a child process, so that the parent's RSS stays small.
+
+    (On Linux a child's ``ru_maxrss`` starts from the parent's RSS at fork, so a big parent would
+    inflate every contender's own high-water mark.)
+    """
+    started = time.perf_counter()
+    argv = [sys.executable, str(Path(__file__).resolve()), "--write", str(count), str(megabytes)]
+    result = subprocess.run(argv, env=env, capture_output=True, text=True, cwd=REPO, check=True)
+    total = int(json.loads(result.stdout.strip().splitlines()[-1])["bytes"])
     print(
         f"  wrote {count} objects, {total / 2**20:,.0f} MiB, in {time.perf_counter() - started:.1f}s",
         flush=True,
@@ -230,7 +254,11 @@ def main() -> int:
     parser.add_argument("--object-mb", type=int, default=128, help="size of each object in MB")
     parser.add_argument("--rounds", type=int, default=2, help="runs of each contender (alternating)")
     parser.add_argument("--child", choices=sorted(CHILDREN), help=argparse.SUPPRESS)
+    parser.add_argument("--write", nargs=2, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.write:
+        _write_objects(*args.write)
+        return 0
     if args.child:
         run_child(args.child)
         return 0
@@ -245,8 +273,8 @@ def main() -> int:
         home = stop.enter_context(tempfile.TemporaryDirectory(prefix="rs2gcs-copy-bench-"))
         s3.create_bucket(SOURCE)
         gcs.create_bucket(TARGET)
-        total = write_objects(s3, args.objects, args.object_mb)
         env = child_env(s3, gcs, home)
+        total = write_objects(env, args.objects, args.object_mb)
         runs: dict[str, list[Measurement]] = {"ours": [], "theirs": []}
         labels = {
             "ours": f"ours: s3_copy ({MAX_IN_FLIGHT} in flight, {CHUNK_SIZE >> 20} MiB chunks)",
@@ -254,10 +282,13 @@ def main() -> int:
         }
         for round_ in range(1, args.rounds + 1):
             for name in ("ours", "theirs"):
-                m = measure(name, labels[name], env)
+                m = measure(name, labels[name], env, {"moto S3": s3.pid, "fake-gcs-server": gcs.pid})
                 runs[name].append(m)
                 speed = f"{m.seconds:6.1f}s {m.mb_per_second:6.1f} MiB/s"
-                print(f"  round {round_}: {name:<6} {speed} {m.peak_mb:5.0f} MB", flush=True)
+                cpu = ", ".join(f"{server} {seconds:.1f}s" for server, seconds in m.server_cpu.items())
+                print(
+                    f"  round {round_}: {name:<6} {speed} {m.peak_mb:5.0f} MB (server CPU: {cpu})", flush=True
+                )
     best = {}
     for name, measured in runs.items():
         best[name] = min(measured, key=lambda m: m.seconds)

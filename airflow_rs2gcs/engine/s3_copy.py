@@ -1,16 +1,16 @@
 """Copy S3 objects to GCS: streamed, several at a time, checked, with memory bounded by the chunk size.
 
-Each object is read from S3 in ranged GETs of ``chunk_size`` bytes (through the amazon provider's
-``S3Hook``'s boto3 client) and written into a GCS resumable upload (``Blob.open("wb")`` on the
-``GCSHook``'s client) of the same chunk size, so one copy holds about two chunks in memory whatever
-the object's size; ``max_in_flight`` copies run at once. While streaming, an MD5 is computed; after
-the upload the written object must have S3's ``ContentLength``, that MD5 as GCS's ``md5Hash`` and,
-when S3's ETag is a plain MD5 (a single-part upload: no ``-``), S3's MD5 too.
+Each object is read from S3 in ranged GETs of ``range_size`` bytes, each body read ``chunk_size``
+bytes at a time (through the amazon provider's ``S3Hook``'s boto3 client), and written into a GCS
+resumable upload (``Blob.open("wb")`` on the ``GCSHook``'s client) of the same chunk size, so one
+copy holds a few chunks in memory whatever the object's size; ``max_in_flight`` copies run at once.
+While streaming, an MD5 is computed; after the upload the written object must have S3's
+``ContentLength``, that MD5 as GCS's ``md5Hash`` and, when S3's ETag is a plain MD5 (a single-part upload: no ``-``), S3's MD5 too.
 
 On any failure the GCS object does not remain: an upload that fails before its last chunk is cancelled
 (its session deleted, never finalized), and a finished object that fails a check is deleted. The error
 names the S3 object and the GCS target. Transient S3 errors are retried per chunk, a bounded number of
-times; the storage client retries GCS calls itself.
+times, with a ranged GET from the first byte not yet read; the storage client retries GCS calls itself.
 """
 
 from __future__ import annotations
@@ -31,9 +31,10 @@ log = logging.getLogger(__name__)
 
 MIB = 1 << 20
 DEFAULT_CHUNK_SIZE = 8 * MIB
+DEFAULT_RANGE_SIZE = 64 * MIB
 GCS_CHUNK_MULTIPLE = 256 * 1024  # a resumable upload's chunks must be multiples of 256 KiB
 DEFAULT_MAX_IN_FLIGHT = 4
-S3_CHUNK_ATTEMPTS = 3
+S3_CHUNK_ATTEMPTS = 3  # tries of one chunk's read (each success resets the count)
 _RETRYABLE_S3_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 # As in engine/uploader.py (not imported: it brings pyarrow, ~40 MB of RSS this copy does not need):
 # a short budget for the storage client's own retries, so a dead GCS fails a copy in about a minute.
@@ -109,40 +110,50 @@ def plain_md5_of_etag(etag: str) -> str | None:
         return None
 
 
-def chunk_ranges(size: int, chunk_size: int) -> Iterator[tuple[int, int]]:
-    """Inclusive ``(first, last)`` byte ranges covering ``size`` bytes, ``chunk_size`` each."""
-    for first in range(0, size, chunk_size):
-        yield first, min(first + chunk_size, size) - 1
-
-
-def read_range(
+def read_chunks(
     s3_client: Any,
     copy: ObjectCopy,
-    first: int,
-    last: int,
+    size: int,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    range_size: int = DEFAULT_RANGE_SIZE,
     attempts: int = S3_CHUNK_ATTEMPTS,
     sleep: Callable[[float], None] | None = None,
-) -> bytes:
-    """Bytes ``first..last`` of the S3 object, retried on transient errors; a short read is an error."""
-    for attempt in range(1, attempts + 1):
+) -> Iterator[bytes]:
+    """The object's bytes in pieces of at most ``chunk_size``, from ranged GETs of ``range_size``.
+
+    Each GET's body is read a chunk at a time, so memory holds one chunk whatever ``range_size`` is
+    (fewer, longer GETs cost fewer requests: S3 bills and rate-limits per request). A transient error
+    is retried with a ranged GET from the first byte not yet read, up to ``attempts`` tries per chunk;
+    a body that ends early is such an error.
+    """
+    offset = 0
+    failures = 0
+    while offset < size:
+        last = min(offset + range_size, size) - 1
         try:
-            response = s3_client.get_object(
-                Bucket=copy.source_bucket, Key=copy.source_key, Range=f"bytes={first}-{last}"
-            )
-            data: bytes = response["Body"].read()
-            if len(data) != last - first + 1:
-                raise ConnectionError(f"S3 sent {len(data)} bytes for range {first}-{last}")
-            return data
+            body = s3_client.get_object(
+                Bucket=copy.source_bucket, Key=copy.source_key, Range=f"bytes={offset}-{last}"
+            )["Body"]
+            try:
+                while offset <= last:
+                    data: bytes = body.read(min(chunk_size, last - offset + 1))
+                    if not data:
+                        raise ConnectionError(f"S3 ended the body at byte {offset} of range ..{last}")
+                    offset += len(data)
+                    failures = 0
+                    yield data
+            finally:
+                body.close()
         except Exception as exc:
-            if attempt == attempts or not is_transient_s3_error(exc):
+            failures += 1
+            if failures >= attempts or not is_transient_s3_error(exc):
                 raise
-            delay = min(BACKOFF_MAX_SECONDS, BACKOFF_SECONDS * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
+            delay = min(BACKOFF_MAX_SECONDS, BACKOFF_SECONDS * 2 ** (failures - 1)) * random.uniform(0.5, 1.5)
             log.warning(
-                "read of %s bytes %d-%d failed (try %d of %d: %s); retrying in %.1fs",
-                *(copy.description, first, last, attempt, attempts, exc, delay),
+                "read of %s from byte %d failed (try %d of %d: %s); retrying in %.1fs",
+                *(copy.description, offset, failures, attempts, exc, delay),
             )
             (sleep or time.sleep)(delay)
-    raise AssertionError("unreachable")
 
 
 def _check_written(blob: Any, copy: ObjectCopy, size: int, md5: str, s3_md5: str | None) -> None:
@@ -165,6 +176,7 @@ def copy_object(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     content_type: str = "application/octet-stream",
     attempts: int = S3_CHUNK_ATTEMPTS,
+    range_size: int = DEFAULT_RANGE_SIZE,
 ) -> CopiedObject:
     """Stream one S3 object into a GCS resumable upload and check it (see the module docstring).
 
@@ -181,8 +193,7 @@ def copy_object(
     try:
         # On an exception inside the block the writer deletes its upload session: nothing is finalized.
         with blob.open("wb", chunk_size=chunk_size, content_type=content_type, retry=CLIENT_RETRY) as sink:
-            for first, last in chunk_ranges(size, chunk_size):
-                data = read_range(s3_client, copy, first, last, attempts)
+            for data in read_chunks(s3_client, copy, size, chunk_size, range_size, attempts):
                 digest.update(data)
                 sink.write(data)
                 del data  # hold one chunk in our hands at most, beside the writer's buffer
@@ -222,6 +233,7 @@ def copy_objects(
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
     content_type: str = "application/octet-stream",
     attempts: int = S3_CHUNK_ATTEMPTS,
+    range_size: int = DEFAULT_RANGE_SIZE,
 ) -> list[CopiedObject]:
     """Copy ``copies`` from S3 to GCS, ``max_in_flight`` at a time; results in the order given.
 
@@ -235,19 +247,24 @@ def copy_objects(
     :param chunk_size: bytes per ranged GET and per upload chunk; a multiple of 256 KiB.
     :param max_in_flight: objects copied at once.
     :param content_type: MIME type set on every GCS object.
-    :param attempts: tries of each ranged GET on transient S3 errors.
+    :param attempts: tries of each chunk's read on transient S3 errors.
+    :param range_size: bytes per ranged GET (read ``chunk_size`` at a time); at least ``chunk_size``.
     :raises S3CopyError: naming the first object that failed.
     """
     validate_chunk_size(chunk_size)
     if max_in_flight < 1:
         raise ValueError(f"max_in_flight must be positive, got {max_in_flight}")
+    if range_size < chunk_size:
+        raise ValueError(f"range_size must be at least chunk_size ({chunk_size}), got {range_size}")
     if not copies:
         return []
     s3_client = s3_hook.get_conn()
     gcs_client = gcs_hook.get_conn()
     with ThreadPoolExecutor(max_workers=max_in_flight, thread_name_prefix="rs2gcs-s3copy") as pool:
         futures: list[Future[CopiedObject]] = [
-            pool.submit(copy_object, s3_client, gcs_client, copy, chunk_size, content_type, attempts)
+            pool.submit(
+                copy_object, s3_client, gcs_client, copy, chunk_size, content_type, attempts, range_size
+            )
             for copy in copies
         ]
         done, _ = wait(futures, return_when=FIRST_EXCEPTION)

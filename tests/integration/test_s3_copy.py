@@ -81,7 +81,7 @@ def test_s3_stopping_mid_copy_fails_naming_the_object_and_leaves_nothing(hooks, 
     copy = ObjectCopy(SOURCE, "in/doomed.parquet", TARGET, "out/doomed.parquet")
     try:
         with pytest.raises(S3CopyError, match=r"s3://rs2gcs-s3copy-src/in/doomed.parquet"):
-            copy_objects(s3_hook, gcs_hook, [copy], chunk_size=256 * 1024, attempts=2)
+            copy_objects(s3_hook, gcs_hook, [copy], chunk_size=256 << 10, range_size=256 << 10, attempts=2)
         assert len(reads) == 2
         assert not gcs_hook.exists(TARGET, "out/doomed.parquet")
         assert gcs_hook.list(TARGET, prefix="out/doomed") == []

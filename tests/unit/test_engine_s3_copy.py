@@ -17,9 +17,9 @@ from airflow_rs2gcs.engine.s3_copy import (
     CopyIntegrityError,
     ObjectCopy,
     S3CopyError,
-    chunk_ranges,
     copy_objects,
     plain_md5_of_etag,
+    read_chunks,
 )
 
 CHUNK = 256 * 1024
@@ -30,11 +30,23 @@ def md5_b64(data: bytes) -> str:
 
 
 class FakeBody:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
+    """A GET's body; raises ``cut`` once ``cut_after`` bytes have been read."""
 
-    def read(self) -> bytes:
-        return self.data
+    def __init__(self, data: bytes, cut_after: int | None = None, cut: BaseException | None = None) -> None:
+        self.data, self.position, self.cut_after, self.cut = data, 0, cut_after, cut
+        self.reads: list[int] = []
+
+    def read(self, amount: int) -> bytes:
+        if self.cut_after is not None and self.position >= self.cut_after:
+            assert self.cut is not None
+            raise self.cut
+        self.reads.append(amount)
+        piece = self.data[self.position : self.position + amount]
+        self.position += len(piece)
+        return piece
+
+    def close(self) -> None:
+        pass
 
 
 class FakeS3:
@@ -45,6 +57,8 @@ class FakeS3:
         self.etags = etags or {}
         self.ranges: list[tuple[str, str]] = []
         self.fail_reads: list[BaseException] = []
+        self.cuts: list[tuple[int, BaseException]] = []  # (bytes served, error) for the next bodies
+        self.bodies: list[FakeBody] = []
         self.delay = 0.0
         self.lock = threading.Lock()
 
@@ -63,7 +77,10 @@ class FakeS3:
                 raise self.fail_reads.pop(0)
         time.sleep(self.delay)
         first, last = (int(n) for n in Range.removeprefix("bytes=").split("-"))
-        return {"Body": FakeBody(self.objects[Key][first : last + 1])}
+        cut_after, cut = self.cuts.pop(0) if self.cuts else (None, None)
+        body = FakeBody(self.objects[Key][first : last + 1], cut_after, cut)
+        self.bodies.append(body)
+        return {"Body": body}
 
 
 class FakeWriter:
@@ -139,10 +156,13 @@ def copies_of(*keys: str) -> list[ObjectCopy]:
     return [ObjectCopy("src", key, "dst", f"out/{key}") for key in keys]
 
 
-def test_chunk_ranges_cover_every_byte_once():
-    assert list(chunk_ranges(10, 4)) == [(0, 3), (4, 7), (8, 9)]
-    assert list(chunk_ranges(8, 4)) == [(0, 3), (4, 7)]
-    assert list(chunk_ranges(0, 4)) == []
+def test_ranged_gets_are_read_a_chunk_at_a_time():
+    s3 = FakeS3({"a": bytes(range(10))})
+    pieces = list(read_chunks(s3, copies_of("a")[0], 10, chunk_size=2, range_size=4))
+    assert pieces == [bytes([0, 1]), bytes([2, 3]), bytes([4, 5]), bytes([6, 7]), bytes([8, 9])]
+    assert [r for _, r in s3.ranges] == ["bytes=0-3", "bytes=4-7", "bytes=8-9"]
+    assert max(n for body in s3.bodies for n in body.reads) == 2  # never more than a chunk at once
+    assert list(read_chunks(s3, copies_of("a")[0], 0, chunk_size=2, range_size=4)) == []
 
 
 def test_plain_md5_of_etag_refuses_multipart_etags():
@@ -155,13 +175,13 @@ def test_plain_md5_of_etag_refuses_multipart_etags():
 def test_objects_are_copied_in_ranged_chunks_byte_identical():
     objects = {"big": bytes(range(256)) * 4096 + b"tail", "small": b"x" * 10, "empty": b""}
     s3, gcs = FakeS3(objects), FakeGCS()
-    copied = copy_objects(s3, gcs, copies_of("big", "small", "empty"), chunk_size=CHUNK)
+    copied = copy_objects(s3, gcs, copies_of("big", "small", "empty"), chunk_size=CHUNK, range_size=2 * CHUNK)
     assert [c.target_name for c in copied] == ["out/big", "out/small", "out/empty"]
     assert {name: gcs.stored[f"out/{name}"] for name in objects} == objects
     assert [(c.bytes, c.md5) for c in copied] == [(len(objects[k]), md5_b64(objects[k])) for k in objects]
     big_ranges = [r for key, r in s3.ranges if key == "big"]
-    assert big_ranges == [f"bytes={f}-{t}" for f, t in chunk_ranges(len(objects["big"]), CHUNK)]
-    assert len(big_ranges) == 5  # 1 MiB + 4 bytes in 256 KiB chunks
+    assert big_ranges == ["bytes=0-524287", "bytes=524288-1048575", "bytes=1048576-1048579"]
+    assert {n for body in s3.bodies for n in body.reads} <= {CHUNK, 4, 10}
     assert set(gcs.chunk_sizes) == {CHUNK}
     assert not [r for key, r in s3.ranges if key == "empty"]
 
@@ -200,7 +220,20 @@ def test_a_transient_s3_error_is_retried_per_chunk(monkeypatch):
     s3.fail_reads = [EndpointConnectionError(endpoint_url="http://s3")]
     copy_objects(s3, gcs, copies_of("a"), chunk_size=CHUNK)
     assert gcs.stored["out/a"] == b"z" * (CHUNK + 1)
-    assert len(s3.ranges) == 3  # the first chunk twice, then the second
+    assert [r for _, r in s3.ranges] == [f"bytes=0-{CHUNK}"] * 2  # the failed GET, then again
+
+
+def test_a_stream_cut_mid_range_resumes_from_the_first_byte_not_read(monkeypatch):
+    from botocore.exceptions import ResponseStreamingError
+
+    monkeypatch.setattr(s3_copy.time, "sleep", lambda _: None)
+    data = bytes(range(256)) * 4096  # 1 MiB: four chunks in one range
+    s3, gcs = FakeS3({"a": data}), FakeGCS()
+    s3.cuts = [(2 * CHUNK, ResponseStreamingError(error="reset"))]
+    copied = copy_objects(s3, gcs, copies_of("a"), chunk_size=CHUNK)
+    assert gcs.stored["out/a"] == data
+    assert copied[0].md5 == md5_b64(data)
+    assert [r for _, r in s3.ranges] == [f"bytes=0-{len(data) - 1}", f"bytes={2 * CHUNK}-{len(data) - 1}"]
 
 
 def test_s3_failing_mid_copy_leaves_no_gcs_object_and_names_it(monkeypatch):
@@ -234,3 +267,8 @@ def test_a_failure_stops_copies_not_yet_started():
 def test_a_chunk_size_gcs_refuses_is_a_clear_error(chunk_size):
     with pytest.raises(ValueError, match="multiple of 256 KiB"):
         copy_objects(FakeS3({}), FakeGCS(), copies_of("a"), chunk_size=chunk_size)
+
+
+def test_a_range_smaller_than_a_chunk_is_refused():
+    with pytest.raises(ValueError, match="range_size must be at least chunk_size"):
+        copy_objects(FakeS3({}), FakeGCS(), copies_of("a"), chunk_size=CHUNK, range_size=CHUNK // 2)

@@ -7,9 +7,9 @@ It starts a local S3 (moto's server, ``LocalS3``) and fake-gcs-server (``LocalGC
 ``--objects`` Parquet objects of ``--object-mb`` MB each (one binary column of random bytes,
 uncompressed: incompressible, like compressed Parquet) into S3 once, then copies them all to GCS with:
 
-* ours: ``airflow_rs2gcs.engine.s3_copy.copy_objects`` (64 MiB ranged GETs read 4 MiB at a time into
-  resumable uploads of 4 MiB chunks, 4 objects in flight, size and MD5 checked) through the real
-  S3Hook and GCSHook;
+* ours: ``airflow_rs2gcs.engine.s3_copy.copy_objects`` (64 MiB ranged GETs read 8 MiB at a time and
+  streamed as one PUT into a resumable upload session, 4 objects in flight, size and MD5 checked)
+  through the real S3Hook and GCSHook;
 * ``S3ToGCSOperator`` (deferrable off, ``replace=True``) run through its ``execute``: it downloads each
   object to a temp file with the S3 key's ``download_fileobj`` and uploads it with ``GCSHook.upload``.
 
@@ -46,7 +46,7 @@ TARGET = "bench-gcs-target"
 PREFIX = "parquet/"
 S3_CONN_ID = "rs2gcs_bench_s3"
 GCS_CONN_ID = "rs2gcs_gcs"
-CHUNK_SIZE = 4 << 20
+CHUNK_SIZE = 8 << 20
 MAX_IN_FLIGHT = 4
 TARGET_SPEEDUP = 3.0
 TARGET_PEAK_RSS_MB = 250.0

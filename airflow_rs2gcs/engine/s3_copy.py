@@ -1,16 +1,20 @@
 """Copy S3 objects to GCS: streamed, several at a time, checked, with memory bounded by the chunk size.
 
 Each object is read from S3 in ranged GETs of ``range_size`` bytes, each body read ``chunk_size``
-bytes at a time (through the amazon provider's ``S3Hook``'s boto3 client), and written into a GCS
-resumable upload (``Blob.open("wb")`` on the ``GCSHook``'s client) of the same chunk size, so one
-copy holds a few chunks in memory whatever the object's size; ``max_in_flight`` copies run at once.
-While streaming, an MD5 is computed; after the upload the written object must have S3's
-``ContentLength``, that MD5 as GCS's ``md5Hash`` and, when S3's ETag is a plain MD5 (a single-part upload: no ``-``), S3's MD5 too.
+bytes at a time (through the amazon provider's ``S3Hook``'s boto3 client), and streamed as the body
+of one PUT into a GCS resumable upload session (opened through the ``GCSHook``'s client, as
+:mod:`airflow_rs2gcs.engine.uploader` does), so one copy holds about one chunk in memory whatever the
+object's size; ``max_in_flight`` copies run at once. One PUT per object, not one per chunk: the
+resumable protocol's chunks would each cost a round trip (and fake-gcs-server re-handles the whole
+object per chunk). While streaming, an MD5 is computed; the written object must then have S3's
+``ContentLength`` as its size, that MD5 as GCS's ``md5Hash`` and, when S3's ETag is a plain MD5 (a
+single-part upload: no ``-``), S3's MD5 too.
 
-On any failure the GCS object does not remain: an upload that fails before its last chunk is cancelled
-(its session deleted, never finalized), and a finished object that fails a check is deleted. The error
-names the S3 object and the GCS target. Transient S3 errors are retried per chunk, a bounded number of
-times, with a ranged GET from the first byte not yet read; the storage client retries GCS calls itself.
+On any failure the GCS object does not remain: an upload whose body breaks off is never finalized
+(GCS finalizes only when it has every declared byte) and its session is cancelled; a finished object
+that fails a check is deleted. The error names the S3 object and the GCS target. Transient S3 errors
+are retried per chunk, a bounded number of times, with a ranged GET from the first byte not yet read;
+the storage client retries the session's creation itself.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
+import requests
 from google.cloud.storage.retry import DEFAULT_RETRY
 
 log = logging.getLogger(__name__)
@@ -32,7 +37,7 @@ log = logging.getLogger(__name__)
 MIB = 1 << 20
 DEFAULT_CHUNK_SIZE = 8 * MIB
 DEFAULT_RANGE_SIZE = 64 * MIB
-GCS_CHUNK_MULTIPLE = 256 * 1024  # a resumable upload's chunks must be multiples of 256 KiB
+GCS_CHUNK_MULTIPLE = 256 * 1024  # GCS resumable chunks: kept so a chunk can always be one
 DEFAULT_MAX_IN_FLIGHT = 4
 S3_CHUNK_ATTEMPTS = 3  # tries of one chunk's read (each success resets the count)
 _RETRYABLE_S3_STATUS = frozenset({408, 429, 500, 502, 503, 504})
@@ -40,6 +45,7 @@ _RETRYABLE_S3_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 # a short budget for the storage client's own retries, so a dead GCS fails a copy in about a minute.
 CLIENT_RETRY = DEFAULT_RETRY.with_timeout(20.0)
 CLIENT_TIMEOUT = 30.0
+UPLOAD_TIMEOUT = (60, 300)  # connect, read (seconds)
 BACKOFF_SECONDS = 0.5
 BACKOFF_MAX_SECONDS = 5.0
 
@@ -161,7 +167,7 @@ def _check_written(blob: Any, copy: ObjectCopy, size: int, md5: str, s3_md5: str
     problems = []
     if blob.size != size:
         problems.append(f"GCS has {blob.size} bytes, S3 has {size}")
-    if blob.md5_hash is not None and blob.md5_hash != md5:
+    if blob.md5_hash != md5:
         problems.append(f"GCS md5Hash {blob.md5_hash} differs from the streamed bytes' {md5}")
     if s3_md5 is not None and s3_md5 != md5:
         problems.append(f"S3's ETag MD5 {s3_md5} differs from the streamed bytes' {md5}")
@@ -189,17 +195,19 @@ def copy_object(
     size = int(head["ContentLength"])
     s3_md5 = plain_md5_of_etag(str(head.get("ETag", "")))
     blob = gcs_client.bucket(copy.target_bucket).blob(copy.target_name)
-    digest = hashlib.md5(usedforsecurity=False)
     try:
-        # On an exception inside the block the writer deletes its upload session: nothing is finalized.
-        with blob.open("wb", chunk_size=chunk_size, content_type=content_type, retry=CLIENT_RETRY) as sink:
-            for data in read_chunks(s3_client, copy, size, chunk_size, range_size, attempts):
-                digest.update(data)
-                sink.write(data)
-                del data  # hold one chunk in our hands at most, beside the writer's buffer
+        session_url = blob.create_resumable_upload_session(
+            content_type=content_type, size=size, timeout=CLIENT_TIMEOUT, retry=CLIENT_RETRY
+        )
     except Exception as exc:
+        raise S3CopyError(f"copy of {copy.description} failed: cannot start the GCS upload: {exc}") from exc
+    stream = ChunkStream(read_chunks(s3_client, copy, size, chunk_size, range_size, attempts), size)
+    try:
+        put_stream(session_url, stream, size)
+    except Exception as exc:
+        cancel_session(session_url)
         raise S3CopyError(f"copy of {copy.description} failed: {exc}") from exc
-    md5 = base64.b64encode(digest.digest()).decode("ascii")
+    md5 = base64.b64encode(stream.digest.digest()).decode("ascii")
     try:
         _check_written(blob, copy, size, md5, s3_md5)
     except Exception as exc:
@@ -208,6 +216,56 @@ def copy_object(
             raise
         raise S3CopyError(f"copy of {copy.description} failed: cannot check the GCS object: {exc}") from exc
     return CopiedObject(copy.target_bucket, copy.target_name, size, md5)
+
+
+class ChunkStream:
+    """A read-only file over an iterator of chunks, with a known length and a running MD5.
+
+    ``requests`` sends a file-like body with a length as a plain ``Content-Length`` request, reading it
+    a block at a time; only the current chunk is held.
+    """
+
+    def __init__(self, chunks: Iterator[bytes], size: int) -> None:
+        self._chunks = chunks
+        self._size = size
+        self._current = memoryview(b"")
+        self.digest = hashlib.md5(usedforsecurity=False)
+
+    def __len__(self) -> int:
+        return self._size
+
+    def read(self, amount: int = -1) -> bytes:
+        """Up to ``amount`` bytes (the rest of the current chunk if negative); ``b""`` at the end."""
+        while not self._current:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return b""
+            self.digest.update(chunk)
+            self._current = memoryview(chunk)
+        if amount < 0:
+            amount = len(self._current)
+        piece = bytes(self._current[:amount])
+        self._current = self._current[amount:]
+        return piece
+
+
+def put_stream(session_url: str, stream: ChunkStream, size: int) -> dict[str, Any]:
+    """Send the whole object as one request of the resumable session; GCS's object metadata."""
+    # requests would send an empty file object chunked (beside our Content-Length: an invalid request).
+    data: Any = stream if size else b""
+    response = requests.put(
+        session_url, data=data, headers={"Content-Length": str(size)}, timeout=UPLOAD_TIMEOUT
+    )
+    response.raise_for_status()
+    return response.json() if response.content else {}
+
+
+def cancel_session(session_url: str) -> None:
+    """Cancel an unfinished resumable upload (GCS answers 499); best effort, it expires anyway."""
+    try:
+        requests.delete(session_url, timeout=CLIENT_TIMEOUT)
+    except requests.RequestException as exc:
+        log.warning("could not cancel the upload session %s: %s", session_url, exc)
 
 
 def _delete_quietly(blob: Any, copy: ObjectCopy) -> None:
@@ -237,14 +295,14 @@ def copy_objects(
 ) -> list[CopiedObject]:
     """Copy ``copies`` from S3 to GCS, ``max_in_flight`` at a time; results in the order given.
 
-    Memory stays near ``2 * chunk_size * max_in_flight`` whatever the objects' sizes. The first failure
+    Memory stays near ``chunk_size * max_in_flight`` whatever the objects' sizes. The first failure
     stops the copies not yet started, waits for the running ones, and is raised; objects already
     copied stay (each is complete and checked).
 
     :param s3_hook: an amazon provider ``S3Hook`` (its boto3 client is shared by the threads).
     :param gcs_hook: a google provider ``GCSHook`` (its storage client is shared by the threads).
     :param copies: the objects to copy.
-    :param chunk_size: bytes per ranged GET and per upload chunk; a multiple of 256 KiB.
+    :param chunk_size: bytes read from S3 at a time (the memory per copy); a multiple of 256 KiB.
     :param max_in_flight: objects copied at once.
     :param content_type: MIME type set on every GCS object.
     :param attempts: tries of each chunk's read on transient S3 errors.

@@ -83,24 +83,33 @@ class FakeS3:
         return {"Body": body}
 
 
-class FakeWriter:
-    def __init__(self, blob: FakeBlob) -> None:
-        self.blob = blob
-        self.parts: list[bytes] = []
+SESSIONS: dict[str, tuple[FakeGCS, str]] = {}
 
-    def __enter__(self) -> FakeWriter:
-        self.blob.gcs.enter()
-        return self
 
-    def write(self, data: bytes) -> int:
-        self.parts.append(bytes(data))
-        return len(data)
+def fake_put_stream(session_url: str, stream: Any, size: int) -> dict[str, Any]:
+    """Like the real PUT: read the body a block at a time; the object exists only if it all arrived."""
+    gcs, name = SESSIONS[session_url]
+    gcs.enter()
+    try:
+        parts = []
+        while block := stream.read(16384):
+            parts.append(block)
+        data = b"".join(parts)
+        assert len(data) == size
+        gcs.stored[name] = gcs.corrupt(data)
+        return {"size": str(size), "md5Hash": md5_b64(gcs.stored[name])}
+    finally:
+        gcs.leave()
 
-    def __exit__(self, exc_type: Any, *rest: Any) -> None:
-        self.blob.gcs.leave()
-        if exc_type is None:  # like BlobWriter: finalize on success, cancel the session on an error
-            data = b"".join(self.parts)
-            self.blob.gcs.stored[self.blob.name] = self.blob.gcs.corrupt(data)
+
+@pytest.fixture(autouse=True)
+def fake_gcs_requests(monkeypatch):
+    """The session's PUT and DELETE go to the fake GCS instead of over HTTP."""
+    monkeypatch.setattr(s3_copy, "put_stream", fake_put_stream)
+    cancelled: list[str] = []
+    monkeypatch.setattr(s3_copy, "cancel_session", cancelled.append)
+    SESSIONS.clear()
+    return cancelled
 
 
 class FakeBlob:
@@ -109,10 +118,10 @@ class FakeBlob:
         self.size: int | None = None
         self.md5_hash: str | None = None
 
-    def open(self, mode: str, **kwargs: Any) -> FakeWriter:
-        assert mode == "wb"
-        self.gcs.chunk_sizes.append(kwargs["chunk_size"])
-        return FakeWriter(self)
+    def create_resumable_upload_session(self, **kwargs: Any) -> str:
+        url = f"fake://session/{len(SESSIONS)}"
+        SESSIONS[url] = (self.gcs, self.name)
+        return url
 
     def reload(self, **kwargs: Any) -> None:
         data = self.gcs.stored[self.name]
@@ -127,7 +136,6 @@ class FakeGCS:
 
     def __init__(self) -> None:
         self.stored: dict[str, bytes] = {}
-        self.chunk_sizes: list[int] = []
         self.open_now = 0
         self.open_max = 0
         self.lock = threading.Lock()
@@ -182,7 +190,6 @@ def test_objects_are_copied_in_ranged_chunks_byte_identical():
     big_ranges = [r for key, r in s3.ranges if key == "big"]
     assert big_ranges == ["bytes=0-524287", "bytes=524288-1048575", "bytes=1048576-1048579"]
     assert {n for body in s3.bodies for n in body.reads} <= {CHUNK, 4, 10}
-    assert set(gcs.chunk_sizes) == {CHUNK}
     assert not [r for key, r in s3.ranges if key == "empty"]
 
 
@@ -236,13 +243,14 @@ def test_a_stream_cut_mid_range_resumes_from_the_first_byte_not_read(monkeypatch
     assert [r for _, r in s3.ranges] == [f"bytes=0-{len(data) - 1}", f"bytes={2 * CHUNK}-{len(data) - 1}"]
 
 
-def test_s3_failing_mid_copy_leaves_no_gcs_object_and_names_it(monkeypatch):
+def test_s3_failing_mid_copy_leaves_no_gcs_object_and_names_it(monkeypatch, fake_gcs_requests):
     monkeypatch.setattr(s3_copy.time, "sleep", lambda _: None)
     s3, gcs = FakeS3({"a": b"z" * (3 * CHUNK)}), FakeGCS()
     s3.fail_reads = [EndpointConnectionError(endpoint_url="http://s3")] * 3
     with pytest.raises(S3CopyError, match=r"copy of s3://src/a -> gs://dst/out/a failed"):
         copy_objects(s3, gcs, copies_of("a"), chunk_size=CHUNK, attempts=3)
     assert gcs.stored == {}
+    assert fake_gcs_requests == ["fake://session/0"]  # the unfinished session is cancelled
     assert len(s3.ranges) == 3  # bounded: three tries of the first chunk
 
 

@@ -10,7 +10,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-unit lint constraints bench bench-contract bench-parse bench-plugin bench-scale clean
+.PHONY: demo test test-unit lint constraints bench bench-contract bench-parse bench-plugin bench-scale bench-copy clean
 
 $(STAMP): pyproject.toml dev/pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -74,6 +74,10 @@ bench: $(STAMP)
 # What verify="count" and capture_deletes cost beside a plain export (bench/README.md, "Data contract").
 bench-contract: $(STAMP)
 	$(BIN)/python bench/contract_bench.py $(BENCH_ARGS)
+
+# Issue 17's S3 -> GCS copy engine vs S3ToGCSOperator on 1 GB of Parquet objects (bench/README.md, "S3 copy").
+bench-copy: $(STAMP)
+	$(BIN)/python bench/copy_bench.py $(BENCH_ARGS)
 
 # What the factory costs the dag-processor (bench/README.md, "Parse cost").
 bench-parse: $(STAMP)

@@ -130,7 +130,9 @@ def test_a_dead_run_is_skipped_once_its_lease_passed_and_deleted_after_two(quick
     registers.values["lock.ticket.000000000002.long-dead"] = lease(-11)
     registers.values["lock.choosing.garbled"] = "not json"
     with lock.hold("me") as acquisition:
-        assert acquisition.waited_seconds < 1
+        # Well under wait_seconds (5): the dead runs are skipped, not waited out. Not < 1: make test
+        # runs this beside the other xdist worker's Airflow processes, and one poll can take 1 s there.
+        assert acquisition.waited_seconds < 3
     assert registers.values.keys() == {"lock.ticket.000000000001.lapsed", "lock.choosing.garbled"}
 
 
